@@ -1,0 +1,1 @@
+"""Small shared helpers: atomic writes, plots, progress logging. No dagster here."""

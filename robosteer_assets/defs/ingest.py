@@ -1,0 +1,1 @@
+"""Group `ingest`: raw DROID-format episodes -> per-task episode store -> keyframes."""
