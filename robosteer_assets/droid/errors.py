@@ -135,3 +135,7 @@ class StoreError(Exception):
 
     def __reduce__(self):
         return (type(self), (self.path, self.problem))
+
+
+class RateError(EpisodeError):
+    """The recorded control rate cannot be brought to the configured target rate."""

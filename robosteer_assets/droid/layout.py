@@ -112,3 +112,17 @@ def metadata_path(episode_dir: Path) -> Path | None:
 def uuid_from_metadata_name(path: Path) -> str:
     """``metadata_<uuid>.json`` -> ``<uuid>`` (DROID: the part after the first ``metadata_``)."""
     return path.stem[len(METADATA_PREFIX):]
+
+
+_DAY_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def task_dir_of(episode_dir: str | os.PathLike) -> Path:
+    """The task folder of an episode: its parent, skipping DROID's ``success`` /
+    ``failure`` and ``YYYY-MM-DD`` levels."""
+    p = Path(episode_dir).parent
+    while p.name in (SUCCESS_DIR, FAILURE_DIR) or _DAY_DIR.match(p.name):
+        if p.parent == p:
+            break
+        p = p.parent
+    return p
