@@ -152,6 +152,7 @@ class Episode:
     control_hz: float = 6.0
     source_hz: float = 6.0
     source_steps: np.ndarray | None = None
+    source_length: int = 0  # recorded (h5) steps used, after a one-frame-short truncation
     success: bool = True
     metadata: dict[str, Any] = field(default_factory=dict)
 

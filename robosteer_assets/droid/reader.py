@@ -485,6 +485,7 @@ def read_episode(episode_dir: str | os.PathLike, cfg: ReadConfig = ReadConfig(),
         control_hz=out_hz,
         source_hz=src_hz,
         source_steps=idx,
+        source_length=T,
         success=bool(success),
         metadata=metadata,
     )
