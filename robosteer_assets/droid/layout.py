@@ -24,7 +24,7 @@ MP4_DIR = Path("recordings") / "MP4"
 SUCCESS_DIR, FAILURE_DIR = "success", "failure"
 
 SAFE_TASK_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
-_SAFE_TASK = re.compile(rf"^{SAFE_TASK_PATTERN}$")
+_SAFE_TASK = re.compile(SAFE_TASK_PATTERN)
 SAFE_TASK_RULE = (
     f"a name matching {SAFE_TASK_PATTERN}: 1-64 ASCII letters, digits, '_', '.', '-', starting with a "
     "letter or digit, no '..', no path separators, whitespace or non-ASCII characters"
@@ -37,7 +37,7 @@ def safe_task_name(name: str) -> str:
     Rejects path traversal (``..``), separators, leading dots, whitespace, non-ASCII,
     empty names and names longer than 64 characters.
     """
-    if not isinstance(name, str) or not _SAFE_TASK.match(name) or ".." in name:
+    if not isinstance(name, str) or not _SAFE_TASK.fullmatch(name) or ".." in name:
         raise UnsafeTaskNameError(name if isinstance(name, str) else repr(name), "task name", SAFE_TASK_RULE, repr(name))
     return name
 
