@@ -123,20 +123,49 @@ def _create_arrays(g, S: int, chunk: int) -> dict:
     return {name: g.create_array(name, shape=s, dtype=d, chunks=c) for name, (s, d, c) in specs.items()}
 
 
-def _append(arrays: dict, ep: Episode, ep_index: int, start: int) -> None:
-    L = ep.length
-    rows = {
-        "images": ep.images,
-        "state": ep.state.astype(np.float32),
-        "actions": ep.actions.astype(np.float32),
-        "episode_index": np.full(L, ep_index, dtype=np.int32),
-        "step": np.arange(L, dtype=np.int32),
-        "joint_velocities": ep.joint_velocities.astype(np.float32),
-    }
-    for name, data in rows.items():
-        a = arrays[name]
-        a.resize((start + L, *a.shape[1:]))
-        a[start : start + L] = data
+class _Appender:
+    """Append episodes to the store's arrays. Rows are buffered and written in whole
+    multiples of the ``images`` chunk length (the rest at ``close``), so each image
+    chunk is encoded once; the small arrays are written at the same rows."""
+
+    def __init__(self, arrays: dict):
+        self.arrays = arrays
+        self.chunk = int(arrays["images"].chunks[0])
+        self.pending: dict[str, list[np.ndarray]] = {name: [] for name in arrays}
+        self.n_pending = 0
+        self.written = 0
+
+    def add(self, ep: Episode, ep_index: int) -> None:
+        L = ep.length
+        rows = {
+            "images": ep.images,
+            "state": ep.state.astype(np.float32),
+            "actions": ep.actions.astype(np.float32),
+            "episode_index": np.full(L, ep_index, dtype=np.int32),
+            "step": np.arange(L, dtype=np.int32),
+            "joint_velocities": ep.joint_velocities.astype(np.float32),
+        }
+        for name, data in rows.items():
+            self.pending[name].append(data)
+        self.n_pending += L
+        if self.n_pending >= self.chunk:
+            self._flush((self.n_pending // self.chunk) * self.chunk)
+
+    def _flush(self, k: int) -> None:
+        if k <= 0:
+            return
+        start = self.written
+        for name, a in self.arrays.items():
+            data = np.concatenate(self.pending[name])
+            self.pending[name] = [data[k:]] if k < len(data) else []
+            a.resize((start + k, *a.shape[1:]))
+            a[start : start + k] = data[:k]
+        self.written += k
+        self.n_pending -= k
+
+    def close(self) -> int:
+        self._flush(self.n_pending)
+        return self.written
 
 
 def ingest_task(
@@ -175,7 +204,7 @@ def ingest_task(
     store_path = store_dir / STORE_NAME
     with atomic_dir(store_path) as tmp:
         g = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-        arrays = _create_arrays(g, S, cfg.chunk_steps)
+        appender = _Appender(_create_arrays(g, S, cfg.chunk_steps))
         n = 0
         for ep_dir in ep_dirs:
             row = {"task": task, "uuid": _uuid_guess(ep_dir), "path": str(ep_dir), "status": "quarantined",
@@ -198,7 +227,7 @@ def ingest_task(
                 log.exception("unexpected error reading %s", ep_dir)
             else:
                 control_hz = ep.control_hz if control_hz is None else control_hz
-                _append(arrays, ep, len(episodes_attr), n)
+                appender.add(ep, len(episodes_attr))
                 episodes_attr.append({"uuid": ep.uuid, "instruction": ep.instruction, "start": n, "length": ep.length,
                                       "path": str(ep_dir)})
                 lengths[ep.uuid] = ep.length
@@ -210,6 +239,8 @@ def ingest_task(
             progress.update(1, valid=len(episodes_attr), quarantined=len(quarantined))
         if len(episodes_attr) < cfg.min_episodes:
             raise E.TooFewEpisodesError(task_dir, len(episodes_attr), cfg.min_episodes, quarantined)
+        if appender.close() != n:
+            raise RuntimeError(f"{tmp}: wrote {appender.written} rows, expected {n}")
         g.attrs.update({
             "format_version": FORMAT_VERSION,
             "task": task,

@@ -168,3 +168,15 @@ def test_reingest_replaces_store(tmp_path, task_with_broken):
     assert a.ingest_id != b.ingest_id
     assert EpisodeStore.open(tmp_path / "s").ingest_id == b.ingest_id
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["episodes.zarr", "manifest.parquet"]
+
+
+def test_chunk_length_not_dividing_episodes(tmp_path, task_with_broken):
+    task_dir, eps = task_with_broken
+    cfg = IngestConfig(read=CFG.read, min_episodes=2, chunk_steps=5)  # 8-row episodes, 5-row image chunks
+    ingest_task(task_dir, tmp_path / "s", cfg)
+    store = EpisodeStore.open(tmp_path / "s")
+    store.verify()
+    assert store.arrays["images"].chunks[0] == 5
+    for i, path in enumerate([eps[0], eps[2]]):
+        np.testing.assert_array_equal(store.episode(i).images, read_episode(path, CFG.read).images)
+        np.testing.assert_array_equal(store.episode(i).state, read_episode(path, CFG.read).state)
