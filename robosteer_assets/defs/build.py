@@ -6,10 +6,18 @@ import dagster as dg
 
 
 def build_definitions() -> dg.Definitions:
-    from robosteer_assets.defs import ingest
+    from robosteer_assets.defs import ingest, jobs, resources, schedules, sensors
 
     modules = [ingest]
     return dg.Definitions(
         assets=dg.load_assets_from_modules(modules),
         asset_checks=dg.load_asset_checks_from_modules(modules),
+        jobs=[jobs.task_pipeline_job, jobs.retrain_job],
+        sensors=[sensors.new_demos_sensor],
+        schedules=[schedules.nightly_retrain_schedule],
+        resources={
+            "paths": resources.ProjectPaths(),
+            "base_model": resources.BaseModel(),
+            "gpu_pipes": resources.gpu_pipes_client(),
+        },
     )

@@ -1,0 +1,72 @@
+"""Typed run configuration for every tunable, with the paper's defaults.
+
+Each class mirrors a domain dataclass; the asset converts it with
+`to_domain()`. Defaults are the paper's (Mitra et al. 2025: 20 demos, 6 Hz,
+224x224, first suffix token, cosine k-NN over k in {10,20,30,40}, m = 20,
+LoRA rank 8, 5000 steps, batch 32, warmup-cosine 200 / 2.5e-5 / 5000 / 2.5e-6,
+40-cell grid). The embedded default overrides a few for CPU (see
+robosteer_assets/pipeline_cli.py).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field
+
+
+class IngestConfig(dg.Config):
+    image_size: int = Field(224, description="center-crop to square, resize to this size")
+    target_hz: float = Field(6.0, description="resample episodes to this control rate (paper: 6 Hz)")
+    min_episodes: int = Field(20, description="fail the task when fewer valid episodes (paper: 20 demos)")
+    annotations_path: str = Field("", description="DROID annotations JSON (uuid -> language_instruction1..3)")
+    exterior_camera: Literal["left", "right", "ext1", "ext2"] = Field("left", description="which exterior camera (metadata left_mp4_path by default)")
+
+
+class KeyframesConfig(dg.Config):
+    gripper_threshold: float = Field(0.5, description="binarise the continuous gripper position")
+    velocity_threshold: float = Field(0.1, description="'stopped' when every |joint velocity| <= this (rad/s)")
+    stop_buffer: int = Field(4, description="steps between two 'stopped' keyframes")
+    idle_filter: bool = Field(False, description="drop openpi-style idle ranges first")
+
+
+class ActivationsConfig(dg.Config):
+    timesteps: Literal["keyframes", "all"] = Field("keyframes", description="paper: keyframes (Yin et al.)")
+    position: Literal["first_suffix", "last_prefix"] = Field("first_suffix", description="token position")
+    batch_size: int = 16
+    storage_dtype: Literal["float16", "float32"] = "float16"
+
+
+class HeadScoresConfig(dg.Config):
+    ks: list[int] = Field(default_factory=lambda: [10, 20, 30, 40])
+    metric: Literal["cosine", "euclidean"] = "cosine"
+    query_chunk: int = 512
+
+
+class SelectionConfig(dg.Config):
+    m: int = Field(20, description="number of heads to select (paper: 20)")
+    selector: Literal["knn", "random", "classification", "cma"] = "knn"
+    seed: int = 0
+
+
+class FinetuneConfig(dg.Config):
+    steps: int = 5000
+    batch_size: int = 32
+    lora_rank: int = 8
+    warmup_steps: int = 200
+    peak_lr: float = 2.5e-5
+    decay_steps: int = 5000
+    decay_lr: float = 2.5e-6
+    save_interval: int = 1000
+    log_interval: int = 100
+    seed: int = 42
+
+
+class EvalConfig(dg.Config):
+    variation: Literal["none", "lighting", "form", "distractors"] = "none"
+    actions_per_chunk: int = Field(8, description="execute the first n actions of each chunk")
+    max_steps: int = Field(90, description="step limit per trial (6 Hz steps)")
+    workers: int = 1
+    seed: int = 0
+    record_video: bool = False

@@ -1,0 +1,87 @@
+"""``python -m robosteer_assets.remote.run_step`` — run one GPU step under dagster-pipes.
+
+The orchestrator passes ``extras = {"step": NAME, "spec": {...}}``; ``spec`` is a
+plain-JSON description (paths and config values) handed to the step function,
+which returns a JSON-able summary dict reported back as materialization
+metadata. Without a pipes context (run by hand) it reads the spec from
+``--spec FILE.json`` and prints the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+
+# step name -> "module:function(spec: dict, log) -> dict"
+STEPS = {
+    "head_activations": "robosteer_assets.steering.activations:run_step",
+    "cma_scores": "robosteer_assets.steering.selectors:run_cma_step",
+    "finetune": "robosteer_assets.training.run:run_step",
+    "base_policy": "robosteer_assets.training.base_policy:run_step",
+}
+
+
+def resolve(step: str):
+    if step not in STEPS:
+        raise SystemExit(f"unknown step {step!r}; expected one of {sorted(STEPS)}")
+    mod, fn = STEPS[step].split(":")
+    return getattr(importlib.import_module(mod), fn)
+
+
+def _jsonable(summary: dict) -> dict:
+    out = {}
+    for k, v in summary.items():
+        if isinstance(v, (str, int, float, bool)) or v is None:
+            out[k] = v
+        else:
+            out[k] = json.loads(json.dumps(v, default=str))
+    return out
+
+
+class _PipesLogHandler(logging.Handler):
+    def __init__(self, pipes_log):
+        super().__init__(logging.INFO)
+        self.pipes_log = pipes_log
+
+    def emit(self, record):
+        try:
+            self.pipes_log.info(f"{record.name}: {record.getMessage()}")
+        except Exception:  # never let logging kill the step
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--step", help="step name (when not run under dagster-pipes)")
+    parser.add_argument("--spec", help="spec JSON file (when not run under dagster-pipes)")
+    args = parser.parse_args(argv)
+
+    from robosteer_assets.common.jaxsetup import configure_jax
+
+    configure_jax()
+    if args.step:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+        spec = json.loads(open(args.spec).read()) if args.spec else {}
+        summary = resolve(args.step)(spec, logging.getLogger("robosteer.remote"))
+        print(json.dumps(_jsonable(summary), indent=2))
+        return 0
+
+    from dagster_pipes import open_dagster_pipes
+
+    with open_dagster_pipes() as pipes:
+        step = pipes.get_extra("step")
+        spec = pipes.get_extra("spec")
+        root = logging.getLogger("robosteer")
+        root.setLevel(logging.INFO)
+        root.addHandler(_PipesLogHandler(pipes.log))
+        pipes.log.info(f"robosteer remote step {step!r} starting")
+        summary = resolve(step)(spec, logging.getLogger("robosteer.remote"))
+        pipes.report_asset_materialization(metadata=_jsonable(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
