@@ -39,7 +39,7 @@ from robosteer_assets.common.atomic import TMP_PREFIX, atomic_dir, write_bytes_a
 from robosteer_assets.common.progress import Progress, get_logger
 from robosteer_assets.droid import errors as E
 from robosteer_assets.droid.episode import ACTION_DIM, NUM_JOINTS, STATE_DIM, Episode
-from robosteer_assets.droid.layout import find_episode_dirs, metadata_path, safe_task_name, uuid_from_metadata_name
+from robosteer_assets.droid.layout import find_episode_dirs, metadata_path, safe_task_name, task_dir_of, uuid_from_metadata_name
 from robosteer_assets.droid.reader import ReadConfig, load_annotations, read_episode
 
 log = get_logger("droid.store")
@@ -392,7 +392,7 @@ class EpisodeStore:
         except Exception as e:
             raise E.StoreError(self.path, f"episode {i}: corrupt chunk ({type(e).__name__}: {e})") from None
         return Episode(
-            uuid=ep["uuid"], task_dir=Path(ep.get("path", "")).parent if ep.get("path") else self.path.parent,
+            uuid=ep["uuid"], task_dir=task_dir_of(ep["path"]) if ep.get("path") else self.path.parent,
             instruction=ep["instruction"], state=data["state"], actions=data["actions"],
             joint_velocities=data["joint_velocities"], images=data["images"],
             path=Path(ep["path"]) if ep.get("path") else None, control_hz=self.control_hz,

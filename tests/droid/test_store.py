@@ -56,6 +56,7 @@ def test_store_contents_match_reader(ingested):
         np.testing.assert_array_equal(got.actions, want.actions)
         np.testing.assert_array_equal(got.joint_velocities, want.joint_velocities)
         assert got.instruction == want.instruction and got.uuid == want.uuid
+        assert got.task_dir.name == "pick_cube" and got.path == path
     g = zarr.open_group(str(store_dir / "episodes.zarr"), mode="r")
     np.testing.assert_array_equal(g["episode_index"][:], [0] * 8 + [1] * 8)
     np.testing.assert_array_equal(g["step"][:], list(range(8)) * 2)

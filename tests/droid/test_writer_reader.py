@@ -180,3 +180,29 @@ def test_failure_dirs_and_discovery(tmp_path, recording):
     with pytest.raises(E.UnsafeTaskNameError):
         episode_dir_for(tmp_path, "pick_cube", "../escape")
     assert safe_task_name("pick_cube-2.v1") == "pick_cube-2.v1"
+
+
+def test_three_camera_droid_episode_picks_left_exterior(episode, recording):
+    """Real DROID episodes have 2 exterior cameras; 'left' follows metadata left_mp4_path."""
+    from robosteer_assets.droid.writer import write_mp4
+
+    ext2 = "39990003"  # sorts after the first exterior serial -> ext2
+    flat = np.full((T_STEPS, *FRAME_HW, 3), 200, np.uint8)
+    write_mp4(episode / "recordings" / "MP4" / f"{ext2}.mp4", flat, 15.0)
+    with h5py.File(episode / "trajectory.h5", "a") as h5:
+        h5[f"observation/camera_type/{ext2}"] = np.ones(T_STEPS, np.int64)
+    mp = next(episode.glob("metadata_*.json"))
+    meta = json.loads(mp.read_text())
+    meta.update(ext2_cam_serial=ext2, ext2_mp4_path=f"recordings/MP4/{ext2}.mp4", left_mp4_path=f"x/recordings/MP4/{ext2}.mp4",
+                right_mp4_path=meta["ext1_mp4_path"])
+    mp.write_text(json.dumps(meta))
+    left = read_episode(episode, ReadConfig(image_size=16, exterior="left"))
+    assert abs(left.images[:, 0].astype(int) - 200).max() <= 3
+    for choice in ("ext1", "right"):
+        other = read_episode(episode, ReadConfig(image_size=16, exterior=choice))
+        assert abs(other.images[:, 0].astype(int) - 200).max() > 20
+    np.testing.assert_array_equal(left.images[:, 1], other.images[:, 1])  # same wrist camera
+    meta["left_mp4_path"] = ""
+    mp.write_text(json.dumps(meta))
+    with pytest.raises(E.CameraError, match="left_mp4_path"):
+        read_episode(episode, ReadConfig(image_size=16, exterior="left"))
