@@ -167,3 +167,10 @@ def plot_keyframes(
         ax2.set_ylabel("gripper (0 open, 1 closed)")
     ax.legend(loc="upper right", fontsize=6, ncol=2)
     return figure_png(fig)
+
+
+def episode_keyframes(ep, cfg: KeyframeConfig = KeyframeConfig()) -> np.ndarray:
+    """``keyframe_indices`` of a ``droid.episode.Episode`` (rows at the episode's rate):
+    its observed gripper, observed joint velocities and, for the idle filter, its
+    ``action/joint_velocity`` commands."""
+    return keyframe_indices(ep.state[:, 7], ep.joint_velocities, cfg, action_joint_velocity=ep.actions[:, :7])

@@ -219,7 +219,8 @@ def _read_h5(h5_path: Path) -> tuple[dict[str, np.ndarray], dict[str, int], dict
                 ds = cam_group[serial]
                 name = f"observation/camera_type/{serial}"
                 if not isinstance(ds, h5py.Dataset) or len(ds.shape) != 1 or not np.issubdtype(ds.dtype, np.integer):
-                    raise E.ShapeError(h5_path, name, "an integer dataset of shape (T,)", f"{getattr(ds, 'dtype', '?')} {getattr(ds, 'shape', '?')}")
+                    found = f"{getattr(ds, 'dtype', '?')} {getattr(ds, 'shape', '?')}"
+                    raise E.ShapeError(h5_path, name, "an integer dataset of shape (T,)", found)
                 lengths[name] = ds.shape[0]
                 if ds.shape[0]:
                     camera_types[serial] = int(ds[0])
@@ -262,7 +263,9 @@ def _serial_of_path(p: str) -> str:
     return stem[: -len("-stereo")] if stem.endswith("-stereo") else stem
 
 
-def select_cameras(episode_dir: Path, meta_path: Path, meta: dict, camera_types: dict[str, int], exterior: str) -> tuple[str, str]:
+def select_cameras(
+    episode_dir: Path, meta_path: Path, meta: dict, camera_types: dict[str, int], exterior: str
+) -> tuple[str, str]:
     """(exterior serial, wrist serial) from metadata serials / ``observation/camera_type``."""
     h5_path = episode_dir / TRAJECTORY_FILE
     wrist_types = [s for s, t in camera_types.items() if t == 0]
@@ -270,17 +273,25 @@ def select_cameras(episode_dir: Path, meta_path: Path, meta: dict, camera_types:
     wrist = meta.get("wrist_cam_serial") or None
     if wrist is None:
         if len(wrist_types) != 1:
-            raise E.CameraError(h5_path, "observation/camera_type", "exactly one wrist camera (type 0) or metadata wrist_cam_serial", f"{len(wrist_types)} wrist cameras {wrist_types}")
+            raise E.CameraError(
+                h5_path, "observation/camera_type", "exactly one wrist camera (type 0) or metadata wrist_cam_serial",
+                f"{len(wrist_types)} wrist cameras {wrist_types}",
+            )
         wrist = wrist_types[0]
     elif camera_types and camera_types.get(wrist, 0) != 0:
-        raise E.CameraError(h5_path, f"observation/camera_type/{wrist}", "0 (wrist) for metadata wrist_cam_serial", str(camera_types.get(wrist)))
+        raise E.CameraError(
+            h5_path, f"observation/camera_type/{wrist}", "0 (wrist) for metadata wrist_cam_serial",
+            str(camera_types.get(wrist)),
+        )
     ext1 = meta.get("ext1_cam_serial") or (ext_types[0] if len(ext_types) > 0 else None)
     ext2 = meta.get("ext2_cam_serial") or (ext_types[1] if len(ext_types) > 1 else None)
     exteriors = [s for s in (ext1, ext2) if s]
     if exterior in ("ext1", "ext2"):
         serial = ext1 if exterior == "ext1" else ext2
         if not serial:
-            raise E.CameraError(meta_path, f"{exterior}_cam_serial", f"an {exterior} exterior camera", "none in metadata or camera_type")
+            raise E.CameraError(
+                meta_path, f"{exterior}_cam_serial", f"an {exterior} exterior camera", "none in metadata or camera_type"
+            )
     else:
         key = f"{exterior}_mp4_path"
         serial = _serial_of_path(meta[key]) if meta.get(key) else None
@@ -294,7 +305,9 @@ def select_cameras(episode_dir: Path, meta_path: Path, meta: dict, camera_types:
                     f"{len(exteriors)} exterior cameras and no {key}",
                 )
     if serial == wrist:
-        raise E.CameraError(meta_path, f"{exterior}_cam_serial", "an exterior camera different from the wrist camera", serial)
+        raise E.CameraError(
+            meta_path, f"{exterior}_cam_serial", "an exterior camera different from the wrist camera", serial
+        )
     return serial, wrist
 
 
@@ -491,7 +504,9 @@ def read_episode(episode_dir: str | os.PathLike, cfg: ReadConfig = ReadConfig(),
     )
 
 
-def validate_episode(episode_dir: str | os.PathLike, cfg: ReadConfig = ReadConfig(), annotations: dict | None = None) -> E.EpisodeError | None:
+def validate_episode(
+    episode_dir: str | os.PathLike, cfg: ReadConfig = ReadConfig(), annotations: dict | None = None
+) -> E.EpisodeError | None:
     """``None`` if ``read_episode`` succeeds, else the ``EpisodeError`` it raised."""
     try:
         read_episode(episode_dir, cfg, annotations)

@@ -215,7 +215,9 @@ def ingest_task(
                 if ep.uuid in lengths:
                     raise E.MetadataError(ep_dir, "uuid", "a uuid unique within the task", f"duplicate {ep.uuid!r}")
                 if control_hz is not None and abs(ep.control_hz - control_hz) > 1e-6 * control_hz:
-                    raise E.RateError(ep_dir, "control rate", f"{control_hz:g} Hz like the task's other episodes", f"{ep.control_hz:g} Hz")
+                    raise E.RateError(
+                        ep_dir, "control rate", f"{control_hz:g} Hz like the task's other episodes", f"{ep.control_hz:g} Hz"
+                    )
             except E.EpisodeError as e:
                 quarantined[str(ep_dir)] = e.reason
                 row["reason"] = e.reason
@@ -305,7 +307,10 @@ class EpisodeStore:
         if not path.exists():
             tmps = sorted(path.parent.glob(f"{TMP_PREFIX}{path.name}-*")) if path.parent.exists() else []
             if tmps:
-                raise E.StoreError(path, f"half-written: only the temporary {tmps[0].name} exists (an ingest was interrupted); re-run ingest_task")
+                raise E.StoreError(
+                    path,
+                    f"half-written: only the temporary {tmps[0].name} exists (an ingest was interrupted); re-run ingest_task",
+                )
             raise E.StoreError(path, "no episode store here: expected an episodes.zarr written by ingest_task")
         try:
             g = zarr.open_group(str(path), mode="r", zarr_format=3)
@@ -313,7 +318,9 @@ class EpisodeStore:
         except Exception as e:
             raise E.StoreError(path, f"not a readable zarr v3 group ({type(e).__name__}: {e})") from None
         if attrs.get("complete") is not True:
-            raise E.StoreError(path, "half-written: attribute 'complete' is missing (the ingest did not finish); re-run ingest_task")
+            raise E.StoreError(
+                path, "half-written: attribute 'complete' is missing (the ingest did not finish); re-run ingest_task"
+            )
         for key in ("episodes", "image_size", "control_hz", "num_steps"):
             if key not in attrs:
                 raise E.StoreError(path, f"attribute {key!r} missing")
@@ -346,7 +353,10 @@ class EpisodeStore:
             except Exception as e:
                 raise E.StoreError(manifest, f"unreadable manifest ({type(e).__name__}: {e})") from None
             if attrs.get("ingest_id") and ids and ids != {attrs["ingest_id"]}:
-                raise E.StoreError(manifest, f"belongs to ingest {sorted(ids)}, expected {attrs['ingest_id']!r} (store and manifest from different runs)")
+                raise E.StoreError(
+                    manifest,
+                    f"belongs to ingest {sorted(ids)}, expected {attrs['ingest_id']!r} (store and manifest from different runs)",
+                )
         return cls(path, g, attrs)
 
     def verify(self) -> None:
@@ -402,7 +412,9 @@ class EpisodeStore:
     def first_frames(self, max_episodes: int = 8) -> np.ndarray:
         """uint8 [E, 2, S, S, 3]: the first frame of each camera for up to ``max_episodes`` episodes."""
         starts = [ep["start"] for ep in self.episodes[:max_episodes]]
-        return np.stack([self.arrays["images"][s] for s in starts]) if starts else np.zeros((0, 2, self.image_size, self.image_size, 3), np.uint8)
+        if not starts:
+            return np.zeros((0, 2, self.image_size, self.image_size, 3), np.uint8)
+        return np.stack([self.arrays["images"][s] for s in starts])
 
     def summary(self) -> dict[str, Any]:
         return {"task": self.task, "num_episodes": self.num_episodes, "num_steps": self.num_steps,

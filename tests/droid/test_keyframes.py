@@ -93,3 +93,13 @@ def test_synthetic_episode_keyframes_and_plot():
     assert close in k and k[-1] == 59 and len(k) >= 3
     png = plot_keyframes(rec.joint_velocities, k, rec.gripper_positions, control_hz=rec.control_hz)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+
+
+def test_episode_keyframes_on_read_episode(episode):
+    from robosteer_assets.droid.keyframes import episode_keyframes
+    from robosteer_assets.droid.reader import ReadConfig, read_episode
+
+    ep = read_episode(episode, ReadConfig(image_size=16, target_hz=None))
+    k = episode_keyframes(ep)
+    np.testing.assert_array_equal(k, keyframe_indices(ep.gripper, ep.joint_velocities))
+    assert k[-1] == ep.length - 1
