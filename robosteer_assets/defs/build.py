@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 
@@ -16,7 +18,7 @@ def build_definitions() -> dg.Definitions:
         sensors=[sensors.new_demos_sensor],
         schedules=[schedules.nightly_retrain_schedule],
         resources={
-            "paths": resources.ProjectPaths(),
+            "paths": resources.ProjectPaths(data_root=os.environ.get("ROBOSTEER_DATA_ROOT", "data")),
             "base_model": resources.BaseModel(),
             "gpu_pipes": resources.gpu_pipes_client(),
         },
