@@ -1,0 +1,277 @@
+"""``TabletopEnv``: the simulated DROID platform for closed-loop policies (docs/ARCHITECTURE.md).
+
+Action (8): 7 joint velocities in DROID's normalised ``action/joint_velocity``
+units (joint delta per 1/6 s step = command x 0.2 rad; clipped to [-1, 1] and to
+the Panda's velocity limits) + the gripper position in [0, 1] (0 open, 1
+closed). Each 6 Hz step integrates the velocity into position-servo targets
+over the 83 physics substeps (``q_target(k) = q_start + v * k * dt``) and sets
+the 2F-85 actuator to ``255 * gripper``.
+
+Observation: a dict with openpi's DROID request keys
+(``observation/exterior_image_1_left``, ``observation/wrist_image_left``: uint8
+S x S x 3; ``observation/joint_position`` (7, rad);
+``observation/gripper_position`` (1, 0 open .. 1 closed); ``prompt``).
+
+Everything is deterministic given ``reset``'s seed (and cell): placements, yaws,
+the other object and the distractors come from ``numpy.random.default_rng``
+seeded with ``[seed, row, col]`` (trials) or ``[seed]`` (demos).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from robosteer_assets.sim.config import SimConfig
+from robosteer_assets.sim.grid import DEFAULT_GRID, GridConfig, cell_center, check_cell, trial_yaw
+from robosteer_assets.sim.objects import DISTRACTORS
+from robosteer_assets.sim.scene import ARM_ACTUATORS, EXTERIOR_CAMERA, GRIPPER_ACTUATOR, WRIST_CAMERA, build_model
+from robosteer_assets.sim.state import SceneView
+from robosteer_assets.sim.tasks import Latches, SuccessConfig, TaskSpec, get_task
+from robosteer_assets.sim.variations import Variation, get_variation
+
+import mujoco  # noqa: E402  (after robosteer_assets.sim set MUJOCO_GL)
+
+EXTERIOR_KEY = "observation/exterior_image_1_left"
+WRIST_KEY = "observation/wrist_image_left"
+JOINT_KEY = "observation/joint_position"
+GRIPPER_KEY = "observation/gripper_position"
+PROMPT_KEY = "prompt"
+
+
+def _yaw_quat(yaw: float) -> np.ndarray:
+    return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+
+
+class TabletopEnv:
+    """One task's scene; ``reset`` places the objects, ``step`` runs one 6 Hz control step.
+
+    ``render_images=False`` skips the cameras (observations then carry no image
+    keys) -- for fast expert sweeps; policies need the default.
+    """
+
+    def __init__(self, task: str, variation: str = "none", image_size: int = 224, cfg: SimConfig | None = None,
+                 grid: GridConfig = DEFAULT_GRID, success_cfg: SuccessConfig = SuccessConfig(),
+                 render_images: bool = True):
+        self.task: TaskSpec = get_task(task)
+        self.variation: Variation = get_variation(variation)
+        if not isinstance(image_size, int) or image_size < 16 or image_size % 2:
+            raise ValueError(f"image_size: expected an even integer >= 16, found {image_size!r}")
+        base = cfg or SimConfig()
+        from dataclasses import replace
+
+        self.cfg = replace(base, camera=replace(base.camera, image_size=image_size))
+        self.grid, self.success_cfg, self.render_images = grid, success_cfg, render_images
+        self.model = build_model(self.task.objects, self.variation, self.cfg)
+        self.data = mujoco.MjData(self.model)
+        self.view = SceneView(self.model, self.data)
+        m = self.model
+        self._arm_act = np.array([m.actuator(a).id for a in ARM_ACTUATORS])
+        self._grip_act = m.actuator(GRIPPER_ACTUATOR).id
+        self._n_sub = self.cfg.substeps
+        self._renderer: mujoco.Renderer | None = None
+        self._expert = None
+        self.latches = Latches()
+        self.num_steps = 0
+        self.placement: dict[str, Any] = {}
+        self._last_action = np.zeros(8)
+
+    # ------------------------------------------------------------------ placement
+    def _free_adr(self, body: str) -> int:
+        return int(self.model.jnt_qposadr[self.model.joint(f"{body}_free").id])
+
+    def _place(self, body: str, x: float, y: float, yaw: float) -> None:
+        m, d = self.model, self.data
+        if body == "red_button":
+            mid = m.body_mocapid[m.body(body).id]
+            d.mocap_pos[mid] = [x, y, 0.0]
+            d.mocap_quat[mid] = _yaw_quat(yaw)
+            return
+        adr = self._free_adr(body)
+        z0 = float(m.body_pos[m.body(body).id][2])  # resting height the builder gave it
+        d.qpos[adr: adr + 3] = [x, y, z0 + 0.001]
+        d.qpos[adr + 3: adr + 7] = _yaw_quat(yaw)
+
+    def _sample_near(self, rng: np.random.Generator, anchors: list[np.ndarray], lo: float, hi: float,
+                     what: str) -> tuple[float, float]:
+        (x0, x1), (y0, y1) = self.grid.x_range, self.grid.y_range
+        for _ in range(2000):
+            p = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
+            dist = [np.linalg.norm(p - a) for a in anchors]
+            if dist and min(dist) >= lo and dist[0] <= hi:
+                return float(p[0]), float(p[1])
+        raise RuntimeError(f"{self.task.name}: could not place {what} {lo}-{hi} m from the other objects")
+
+    def reset(self, cell: tuple[int, int] | None = None, seed: int = 0) -> dict:
+        """Place the main object at ``cell``'s centre with the trial yaw, or (cell None) at a
+        seeded uniform placement; the other object and distractors are seeded too."""
+        m, d = self.model, self.data
+        mujoco.mj_resetData(m, d)
+        ctl = self.cfg.control
+        if cell is not None:
+            row, col = check_cell(*cell, grid=self.grid)
+            x, y = cell_center(row, col, self.grid)
+            yaw = trial_yaw(seed, row, col, self.grid)
+            rng = np.random.default_rng([int(seed), row, col, 1])
+        else:
+            row = col = None
+            rng = np.random.default_rng([int(seed)])
+            (x0, x1), (y0, y1) = self.grid.x_range, self.grid.y_range
+            x, y, yaw = rng.uniform(x0, x1), rng.uniform(y0, y1), rng.uniform(-np.pi, np.pi)
+        t = self.task
+        self.placement = {"cell": None if cell is None else [row, col], "seed": int(seed), "x": float(x),
+                          "y": float(y), "yaw": float(yaw), "objects": {t.main_object: [float(x), float(y), float(yaw)]}}
+        self._place(t.main_object, x, y, yaw)
+        anchors = [np.array([x, y])]
+        if t.other_object:
+            ox, oy = self._sample_near(rng, anchors, t.min_distance, t.max_distance, t.other_object)
+            oyaw = float(rng.uniform(-np.pi, np.pi))
+            self._place(t.other_object, ox, oy, oyaw)
+            anchors.append(np.array([ox, oy]))
+            self.placement["objects"][t.other_object] = [ox, oy, oyaw]
+        for name, *_ in DISTRACTORS[: self.variation.num_distractors]:
+            dx, dy = self._sample_near(rng, anchors, self.variation.distractor_min_distance, 10.0, name)
+            dyaw = float(rng.uniform(-np.pi, np.pi))
+            self._place(name, dx, dy, dyaw)
+            anchors.append(np.array([dx, dy]))
+            self.placement["objects"][name] = [dx, dy, dyaw]
+        q0 = np.asarray(ctl.home_qpos)
+        d.qpos[self.view.arm_qpos_adr] = q0
+        d.ctrl[self._arm_act] = q0
+        d.ctrl[self._grip_act] = 0.0
+        mujoco.mj_forward(m, d)
+        n_settle = int(round(self.cfg.physics.settle_s / m.opt.timestep))
+        mujoco.mj_step(m, d, nstep=n_settle)
+        d.time = 0.0
+        self.latches = Latches()
+        self.num_steps = 0
+        self._last_action = np.zeros(8)
+        self._expert = None
+        return self.observation()
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, action) -> dict:
+        """One control step (1 / control_hz s) with ``action`` = 7 normalised joint velocities + gripper."""
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.shape != (8,) or not np.all(np.isfinite(a)):
+            raise ValueError(f"action: expected 8 finite values (7 joint velocities + gripper), found {a.shape} {a}")
+        m, d, v = self.model, self.data, self.view
+        ctl = self.cfg.control
+        vel = ctl.command_to_velocity(a[:7])
+        grip = float(np.clip(a[7], 0.0, 1.0))
+        q_start = d.qpos[v.arm_qpos_adr].copy()
+        d.ctrl[self._grip_act] = ctl.gripper_ctrl_max * grip
+        dt = m.opt.timestep
+        has_button = self.task.main_object == "red_button"
+        press_adr = m.jnt_qposadr[m.joint("red_button_press").id] if has_button else None
+        for k in range(1, self._n_sub + 1):
+            d.ctrl[self._arm_act] = q_start + vel * (k * dt)
+            mujoco.mj_step(m, d)
+            if has_button:
+                self.latches.button_max_depth = max(self.latches.button_max_depth, float(-d.qpos[press_adr]))
+        if self.task.name == "push_cup" and not self.latches.cup_touched_bowl:
+            self.latches.cup_touched_bowl = v.touching("red_cup", "red_bowl")
+        self.num_steps += 1
+        self._last_action = a
+        return self.observation()
+
+    def success(self) -> bool:
+        return bool(self.task.success(self.view, self.latches, self.success_cfg))
+
+    # ------------------------------------------------------------------ observation
+    @property
+    def renderer(self) -> mujoco.Renderer:
+        if self._renderer is None:
+            S = self.cfg.camera.image_size
+            self._renderer = mujoco.Renderer(self.model, S, S)
+        return self._renderer
+
+    def render(self) -> tuple[np.ndarray, np.ndarray]:
+        """(exterior, wrist) uint8 S x S x 3 images of the current state."""
+        r = self.renderer
+        out = []
+        for cam in (EXTERIOR_CAMERA, WRIST_CAMERA):
+            r.update_scene(self.data, camera=cam)
+            r.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
+            out.append(r.render().copy())
+        return out[0], out[1]
+
+    def observation(self) -> dict:
+        v = self.view
+        obs = {
+            JOINT_KEY: v.joint_positions(),
+            GRIPPER_KEY: np.array([v.gripper_position(self.cfg.control.gripper_joint_closed)]),
+            PROMPT_KEY: self.task.instruction,
+        }
+        if self.render_images:
+            obs[EXTERIOR_KEY], obs[WRIST_KEY] = self.render()
+        return obs
+
+    def joint_velocities(self) -> np.ndarray:
+        """Observed joint velocities (rad/s), as DROID's ``observation/robot_state/joint_velocities``."""
+        return self.view.joint_velocities()
+
+    @property
+    def info(self) -> dict:
+        """Object poses (x, y, z, yaw), the placement, step count and latched events."""
+        v = self.view
+        poses = {}
+        for name in (*self.task.objects, *(n for n, *_ in DISTRACTORS[: self.variation.num_distractors])):
+            p = v.pos(name)
+            poses[name] = [float(p[0]), float(p[1]), float(p[2]), v.yaw(name)]
+        return {
+            "task": self.task.name, "variation": self.variation.name, "step": self.num_steps,
+            "time_s": self.num_steps / self.cfg.control.control_hz, "placement": self.placement,
+            "object_poses": poses, "pinch": v.pinch_pos().tolist(),
+            "button_max_depth": self.latches.button_max_depth, "cup_touched_bowl": self.latches.cup_touched_bowl,
+        }
+
+    # ------------------------------------------------------------------ expert
+    def expert_action(self) -> np.ndarray:
+        """The scripted expert's next action (8) for the current state (a policy for harness checks)."""
+        if self._expert is None:
+            from robosteer_assets.sim.expert import make_expert
+
+            self._expert = make_expert(self)
+        return self._expert.act()
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def __del__(self):  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def run_episode(env: TabletopEnv, policy=None, max_steps: int | None = None, post_success_steps: int = 3,
+                on_step=None) -> dict:
+    """Roll out ``policy(obs) -> action`` (default: the env's expert) from the current state.
+
+    Stops ``post_success_steps`` steps after the first success or at
+    ``max_steps`` (default: the task's step limit). ``on_step(obs, action)`` sees
+    each observation with the action taken from it. Returns a summary dict.
+    """
+    limit = max_steps or env.task.step_limit
+    obs = env.observation()
+    t0 = time.monotonic()
+    first_success = None
+    steps = 0
+    while steps < limit:
+        action = env.expert_action() if policy is None else np.asarray(policy(obs), dtype=np.float64)
+        if on_step is not None:
+            on_step(obs, action)
+        obs = env.step(action)
+        steps += 1
+        if first_success is None and env.success():
+            first_success = steps
+        if first_success is not None and steps - first_success >= post_success_steps:
+            break
+    ok = env.success()
+    return {"success": ok, "steps": steps, "first_success_step": first_success,
+            "duration_s": time.monotonic() - t0}
