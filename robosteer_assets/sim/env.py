@@ -250,15 +250,16 @@ class TabletopEnv:
 
 
 def run_episode(env: TabletopEnv, policy=None, max_steps: int | None = None, post_success_steps: int = 3,
-                on_step=None) -> dict:
+                on_step=None, obs: dict | None = None) -> dict:
     """Roll out ``policy(obs) -> action`` (default: the env's expert) from the current state.
 
     Stops ``post_success_steps`` steps after the first success or at
     ``max_steps`` (default: the task's step limit). ``on_step(obs, action)`` sees
-    each observation with the action taken from it. Returns a summary dict.
+    each observation with the action taken from it. ``obs``: the current
+    observation if the caller has it (saves a render). Returns a summary dict.
     """
     limit = max_steps or env.task.step_limit
-    obs = env.observation()
+    obs = env.observation() if obs is None else obs
     t0 = time.monotonic()
     first_success = None
     steps = 0

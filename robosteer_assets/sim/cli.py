@@ -1,0 +1,83 @@
+"""``robosteer sim ...``: the simulated DROID tabletop.
+
+``robosteer sim demos --task TASK --episodes N --out DIR [--seed S] [--variation V]``
+records N successful scripted-expert demos in DROID's raw layout under
+``DIR/TASK/success/`` (failed attempts under ``DIR/TASK/failure/``).
+
+``robosteer sim render --task TASK --out PNG [--variation V] [--cell ROW COL]``
+writes the start state seen by both cameras (exterior left | wrist) side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+TASK_NAMES = ("marker_in_mug", "press_button", "pick_cube", "cube_in_bowl", "push_cup", "pick_mug")
+VARIATION_NAMES = ("none", "lighting", "form", "distractors")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("sim", help="simulated Panda tabletop: record demos, render start states",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="sim_command", required=True)
+    d = sub.add_parser("demos", help="record scripted-expert demos in DROID's raw layout")
+    d.add_argument("--task", required=True, choices=TASK_NAMES)
+    d.add_argument("--episodes", type=int, required=True, help="number of successful demos to write")
+    d.add_argument("--out", type=Path, required=True, help="demos root (episodes go to OUT/TASK/...)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--variation", default="none", choices=VARIATION_NAMES)
+    d.add_argument("--image-size", type=int, default=224)
+    d.set_defaults(handler=run_demos)
+    r = sub.add_parser("render", help="PNG of a task's start state from both cameras")
+    r.add_argument("--task", required=True, choices=TASK_NAMES)
+    r.add_argument("--out", type=Path, required=True, help="output PNG")
+    r.add_argument("--variation", default="none", choices=VARIATION_NAMES)
+    r.add_argument("--cell", type=int, nargs=2, default=(2, 3), metavar=("ROW", "COL"))
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--image-size", type=int, default=224)
+    r.set_defaults(handler=run_render)
+
+
+def run_demos(args) -> int:
+    from robosteer_assets.sim.recorder import RecordConfig, record_demos
+
+    try:
+        paths = record_demos(args.task, args.episodes, args.out, seed=args.seed, variation=args.variation,
+                             cfg=RecordConfig(image_size=args.image_size))
+    except (RuntimeError, ValueError) as e:
+        print(f"ERROR {e}")
+        return 1
+    for p in paths:
+        print(p)
+    return 0
+
+
+def render_start_png(task: str, out: Path, variation: str = "none", cell=(2, 3), seed: int = 0,
+                     image_size: int = 224) -> Path:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from robosteer_assets.common.atomic import write_bytes_atomic
+    from robosteer_assets.sim.env import TabletopEnv
+
+    env = TabletopEnv(task, variation=variation, image_size=image_size)
+    env.reset(cell=tuple(cell), seed=seed)
+    ext, wrist = env.render()
+    env.close()
+    buf = io.BytesIO()
+    Image.fromarray(np.concatenate([ext, wrist], axis=1)).save(buf, format="PNG")
+    write_bytes_atomic(out, buf.getvalue())
+    return Path(out)
+
+
+def run_render(args) -> int:
+    try:
+        path = render_start_png(args.task, args.out, args.variation, args.cell, args.seed, args.image_size)
+    except ValueError as e:
+        print(f"ERROR {e}")
+        return 1
+    print(path)
+    return 0

@@ -1,0 +1,164 @@
+"""Record scripted-expert demonstrations in DROID's raw layout.
+
+``record_demos(task, n, out_dir, seed, variation)`` rolls out the task's expert
+from seeded placements drawn uniformly over the grid rectangle, checks each
+episode with the task's success predicate and writes it with
+``droid.writer.write_episode`` to ``<out_dir>/<task>/success/<uuid>`` or, when the
+predicate is false at the end, ``<out_dir>/<task>/failure/<uuid>`` (DROID's
+convention; discovery and ingest skip ``failure``). It keeps going until ``n``
+successful demos exist or ``max_attempts`` episodes were tried, and returns the
+successful episode folders.
+
+Every field is in DROID's units (droid_facts.md §1.4): observed joint positions
+(rad), joint velocities (rad/s), gripper position (0 open .. 1 closed), the
+normalised ``action/joint_velocity`` command, ``action/gripper_position``, the
+two cameras by serial, the instruction as metadata ``current_task``. One row per
+6 Hz step: the observation at the start of the step and the action taken from
+it. Episodes end ``post_success_steps`` after the first success, or at the
+task's step limit. Everything (uuid, timestamps, placements) derives from
+``(task, variation, seed, attempt)``, so the same call writes identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from robosteer_assets.common.progress import Progress, get_logger
+from robosteer_assets.sim.env import EXTERIOR_KEY, GRIPPER_KEY, JOINT_KEY, WRIST_KEY, TabletopEnv
+
+log = get_logger("sim.recorder")
+
+SIM_LAB = "ROBOSTEER-SIM"
+BASE_TIME_MS = 1_700_000_000_000  # 2023-11-14: fixed so recordings are reproducible
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    image_size: int = 224
+    post_success_steps: int = 3  # steps kept after the first success
+    max_attempts_factor: float = 3.0  # at most ceil(factor * n) episodes are tried
+    write_failures: bool = True
+
+
+def euler_xyz(R: np.ndarray) -> np.ndarray:
+    """Extrinsic x-y-z Euler angles (scipy ``as_euler("xyz")``) of a rotation matrix."""
+    return np.array([
+        np.arctan2(R[2, 1], R[2, 2]),
+        -np.arcsin(np.clip(R[2, 0], -1.0, 1.0)),
+        np.arctan2(R[1, 0], R[0, 0]),
+    ])
+
+
+def episode_seed(seed: int, attempt: int) -> int:
+    return int(seed) * 100_003 + int(attempt)
+
+
+def episode_uuid(task: str, variation: str, seed: int, attempt: int, start_ms: int) -> str:
+    """DROID's ``<lab>+<user_id>+<timestamp>`` with a user id hashed from the episode's identity."""
+    from datetime import datetime, timezone
+
+    h = hashlib.sha1(f"{task}|{variation}|{seed}|{attempt}".encode()).hexdigest()[:8]
+    t = datetime.fromtimestamp(start_ms / 1000.0, tz=timezone.utc)
+    return f"{SIM_LAB}+{h}+{t:%Y-%m-%d-%Hh-%Mm-%Ss}"
+
+
+def record_episode(env: TabletopEnv, seed: int, uuid: str, start_ms: int, cfg: RecordConfig = RecordConfig(),
+                   variation: str = "none"):
+    """Roll out the expert from ``env.reset(seed=seed)``; return (EpisodeRecording, summary)."""
+    from robosteer_assets.droid.episode import EpisodeRecording
+    from robosteer_assets.sim.env import run_episode
+
+    obs0 = env.reset(cell=None, seed=seed)
+    rows: dict[str, list] = {k: [] for k in ("q", "g", "qd", "cmd", "grip", "ext", "wrist", "cart")}
+
+    def on_step(obs, action):
+        rows["q"].append(obs[JOINT_KEY])
+        rows["g"].append(float(obs[GRIPPER_KEY][0]))
+        rows["qd"].append(env.joint_velocities())
+        rows["cmd"].append(np.asarray(action[:7], dtype=np.float64))
+        rows["grip"].append(float(np.clip(action[7], 0.0, 1.0)))
+        rows["ext"].append(obs[EXTERIOR_KEY])
+        rows["wrist"].append(obs[WRIST_KEY])
+        R = env.view.pinch_xmat()
+        rows["cart"].append(np.concatenate([env.view.pinch_pos(), euler_xyz(R)]))
+
+    summary = run_episode(env, policy=None, post_success_steps=cfg.post_success_steps, on_step=on_step, obs=obs0)
+    cam = env.cfg.camera
+    rec = EpisodeRecording(
+        uuid=uuid,
+        instruction=env.task.instruction,
+        control_hz=env.cfg.control.control_hz,
+        joint_positions=np.asarray(rows["q"], dtype=np.float64),
+        gripper_positions=np.asarray(rows["g"], dtype=np.float64),
+        joint_velocities=np.asarray(rows["qd"], dtype=np.float64),
+        action_joint_velocity=np.asarray(rows["cmd"], dtype=np.float64),
+        action_gripper_position=np.asarray(rows["grip"], dtype=np.float64),
+        exterior_frames=np.asarray(rows["ext"], dtype=np.uint8),
+        wrist_frames=np.asarray(rows["wrist"], dtype=np.uint8),
+        exterior_serial=cam.exterior_serial,
+        wrist_serial=cam.wrist_serial,
+        success=bool(summary["success"]),
+        cartesian_positions=np.asarray(rows["cart"], dtype=np.float64),
+        start_time_ms=int(start_ms),
+        extra_metadata={
+            "lab": SIM_LAB,
+            "user": "scripted expert",
+            "user_id": uuid.split("+")[1],
+            "building": "simulation",
+            "robot_serial": "panda-sim",
+            "source": "sim",
+            "sim_task": env.task.name,
+            "sim_variation": variation,
+            "sim_seed": int(seed),
+            "sim_placement": env.placement,
+            "sim_first_success_step": summary["first_success_step"] if summary["first_success_step"] else -1,
+        },
+    )
+    return rec, summary
+
+
+def record_demos(task: str, n: int, out_dir: str | os.PathLike, seed: int = 0, variation: str = "none",
+                 cfg: RecordConfig = RecordConfig(), env: TabletopEnv | None = None) -> list[Path]:
+    """Write ``n`` successful expert demos of ``task`` under ``<out_dir>/<task>/success/``.
+
+    Failed attempts go to ``<out_dir>/<task>/failure/`` (when ``cfg.write_failures``).
+    Raises ``RuntimeError`` when fewer than ``n`` succeed within the attempt budget
+    (the successful ones stay written). Returns the successful episode folders.
+    """
+    from robosteer_assets.droid.layout import episode_dir_for
+    from robosteer_assets.droid.writer import write_episode
+
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n: expected a positive number of demos, found {n!r}")
+    env = env or TabletopEnv(task, variation=variation, image_size=cfg.image_size)
+    if env.task.name != task or env.variation.name != variation:
+        raise ValueError(f"env: expected a TabletopEnv for {task}/{variation}, found {env.task.name}/{env.variation.name}")
+    max_attempts = int(np.ceil(cfg.max_attempts_factor * n))
+    out: list[Path] = []
+    progress = Progress(log, f"sim demos {task} ({variation})", n)
+    failures = 0
+    for attempt in range(max_attempts):
+        if len(out) >= n:
+            break
+        start_ms = BASE_TIME_MS + attempt * 60_000
+        uuid = episode_uuid(task, variation, seed, attempt, start_ms)
+        rec, summary = record_episode(env, episode_seed(seed, attempt), uuid, start_ms, cfg, variation)
+        if rec.success:
+            out.append(write_episode(episode_dir_for(out_dir, task, uuid, success=True), rec))
+            progress.update(1, steps=rec.num_steps)
+        else:
+            failures += 1
+            log.warning("sim demos %s: attempt %d (seed %d) failed after %d steps; written under failure/",
+                        task, attempt, episode_seed(seed, attempt), rec.num_steps)
+            if cfg.write_failures:
+                write_episode(episode_dir_for(out_dir, task, uuid, success=False), rec)
+    if len(out) < n:
+        raise RuntimeError(f"sim demos {task} ({variation}): only {len(out)} of {n} demos succeeded in "
+                           f"{max_attempts} attempts; successes are in {Path(out_dir) / task / 'success'}")
+    log.info("sim demos %s (%s): %d demos, %d failed attempts", task, variation, len(out), failures)
+    return out
