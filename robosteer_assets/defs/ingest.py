@@ -8,7 +8,7 @@ from robosteer_assets.defs.metadata import md_image, path, table
 from robosteer_assets.defs.partitions import task_partitions
 from robosteer_assets.defs.resources import ProjectPaths
 from robosteer_assets.droid import keyframe_table
-from robosteer_assets.droid.errors import TooFewEpisodesError
+from robosteer_assets.droid.errors import TooFewEpisodesError, UnsafeTaskNameError
 from robosteer_assets.droid.keyframes import KeyframeConfig, plot_keyframes
 from robosteer_assets.droid.reader import ReadConfig, load_annotations
 from robosteer_assets.droid.scan import scan_task
@@ -28,7 +28,10 @@ ENOUGH_EPISODES = "enough_valid_episodes"
 )
 def raw_episodes(context: dg.AssetExecutionContext, config: IngestConfig, paths: ProjectPaths):
     task = context.partition_key
-    task_dir = paths.task_demos(task)
+    try:
+        task_dir = paths.task_demos(task)
+    except UnsafeTaskNameError as e:
+        raise dg.Failure(f"partition key {task!r} is not a safe task name, refusing to use it as a path: {e}")
     if not task_dir.is_dir():
         raise dg.Failure(f"task {task!r}: no demos folder at {task_dir} (demos root {paths.demos()})")
     cfg = DomainIngestConfig(

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from robosteer_assets.droid.layout import safe_task_name
+
 
 class ProjectPaths(dg.ConfigurableResource):
     """Every on-disk location of the pipeline, below one data root (relative paths
@@ -24,17 +26,19 @@ class ProjectPaths(dg.ConfigurableResource):
     def demos(self) -> Path:
         return Path(self.demos_root).expanduser().resolve() if self.demos_root else self.root() / "demos"
 
+    # Every per-task path goes through safe_task_name: a partition key such as
+    # "../x" or "bad name" raises UnsafeTaskNameError and never becomes a path.
     def task_demos(self, task: str) -> Path:
-        return self.demos() / task
+        return self.demos() / safe_task_name(task)
 
     def store(self, task: str) -> Path:
-        return self.root() / "store" / task
+        return self.root() / "store" / safe_task_name(task)
 
     def steering(self, task: str) -> Path:
-        return self.root() / "steering" / task
+        return self.root() / "steering" / safe_task_name(task)
 
     def checkpoints(self, task: str, method: str) -> Path:
-        return self.root() / "checkpoints" / task / method
+        return self.root() / "checkpoints" / safe_task_name(task) / method
 
     def base_checkpoint(self) -> Path:
         return self.root() / "checkpoints" / "base"

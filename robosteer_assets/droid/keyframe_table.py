@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from robosteer_assets.common.atomic import atomic_file
+from robosteer_assets.droid.errors import StoreError
 from robosteer_assets.droid.keyframes import KeyframeConfig, keyframe_indices
 from robosteer_assets.droid.store import EpisodeStore
 
@@ -27,9 +28,13 @@ def compute_keyframes(store: EpisodeStore, cfg: KeyframeConfig = KeyframeConfig(
     arrays = store.arrays
     for i, ep in enumerate(store.episodes):
         sl = slice(ep["start"], ep["start"] + ep["length"])
-        state = np.asarray(arrays["state"][sl])
-        jv = np.asarray(arrays["joint_velocities"][sl])
-        cmd = np.asarray(arrays["actions"][sl])[:, :7] if cfg.idle_filter else None
+        try:
+            state = np.asarray(arrays["state"][sl])
+            jv = np.asarray(arrays["joint_velocities"][sl])
+            cmd = np.asarray(arrays["actions"][sl])[:, :7] if cfg.idle_filter else None
+        except Exception as e:
+            raise StoreError(store.path, f"episode {i} ({ep['uuid']}): unreadable chunk ({type(e).__name__}: {e}); "
+                             "re-materialize raw_episodes") from None
         ks = keyframe_indices(state[:, 7], jv, cfg, action_joint_velocity=cmd)
         rows["task"] += [store.task] * len(ks)
         rows["episode_index"] += [i] * len(ks)

@@ -337,6 +337,11 @@ class EpisodeStore:
                 raise E.StoreError(path, f"array {name!r} missing or unreadable ({type(e).__name__}: {e})") from None
             if tuple(a.shape) != shape or np.dtype(a.dtype) != np.dtype(dtype):
                 raise E.StoreError(path, f"array {name!r}: expected {np.dtype(dtype)} {shape}, found {a.dtype} {tuple(a.shape)}")
+            if N and a.nchunks_initialized != a.nchunks:
+                # a chunk file missing (interrupted copy) would silently read back as zeros
+                raise E.StoreError(
+                    path, f"array {name!r}: {a.nchunks - a.nchunks_initialized} of {a.nchunks} chunks missing "
+                    "(interrupted copy or write); re-run ingest_task")
         pos = 0
         for i, ep in enumerate(attrs["episodes"]):
             if not isinstance(ep, dict) or ep.get("start") != pos or not isinstance(ep.get("length"), int) or ep["length"] < 1:

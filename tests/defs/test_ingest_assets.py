@@ -19,6 +19,7 @@ def _age(root, seconds=120):
     for d, _, files in os.walk(root):
         for f in files:
             os.utime(os.path.join(d, f), (past, past))
+        os.utime(d, (past, past))
 
 
 @pytest.fixture()
