@@ -235,9 +235,11 @@ class MarkerInMugExpert(CubeInBowlExpert):
         # close across the marker: perpendicular to its long (body x) axis
         return closest_alpha(self.view.yaw(self.obj) + np.pi / 2, self.alpha, np.pi)
 
+    grasp_above_axis = 0.008  # pinch above the marker's axis: lower and the closing fingers squeeze it up
+
     def grasp_point(self) -> np.ndarray:
         p = self.view.pos(self.obj)
-        return np.array([p[0], p[1], max(p[2], 0.012)])
+        return np.array([p[0], p[1], p[2] + self.grasp_above_axis])
 
     def release_height(self) -> float:
         _, rim = container_inner(self.view, self.container)
