@@ -70,3 +70,10 @@ class EvalConfig(dg.Config):
     workers: int = 1
     seed: int = 0
     record_video: bool = False
+
+
+class SimDemosConfig(dg.Config):
+    episodes: int = Field(20, description="successful scripted demonstrations to record (paper: 20)")
+    seed: int = Field(0, description="placements and episode ids derive from (task, variation, seed)")
+    variation: Literal["none", "lighting", "form", "distractors"] = "none"
+    image_size: int = 224
