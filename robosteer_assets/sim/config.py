@@ -43,6 +43,7 @@ class ControlConfig:
     max_joint_delta: float = 0.2  # DROID 1.1: action/joint_position = q + joint_velocity * 0.2
     velocity_limits: tuple[float, ...] = PANDA_VELOCITY_LIMITS
     home_qpos: tuple[float, ...] = DROID_HOME_QPOS
+    max_target_lead: float = 0.25  # rad the servo target may lead the measured joint (no wind-up)
     gripper_ctrl_max: float = 255.0  # menagerie 2F-85 actuator range 0..255
     gripper_joint_closed: float = 0.8  # driver joint angle of a fully closed 2F-85 (rad)
 

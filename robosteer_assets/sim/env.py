@@ -3,9 +3,12 @@
 Action (8): 7 joint velocities in DROID's normalised ``action/joint_velocity``
 units (joint delta per 1/6 s step = command x 0.2 rad; clipped to [-1, 1] and to
 the Panda's velocity limits) + the gripper position in [0, 1] (0 open, 1
-closed). Each 6 Hz step integrates the velocity into position-servo targets
-over the 83 physics substeps (``q_target(k) = q_start + v * k * dt``) and sets
-the 2F-85 actuator to ``255 * gripper``.
+closed). Each 6 Hz step integrates the velocity into the position-servo
+targets over the 83 physics substeps (``q_target += v * dt`` every substep, the
+target carried over from step to step so the commanded deltas add up like
+DROID's ``action/joint_position = q + joint_velocity * 0.2``; the target never
+leads the measured joints by more than ``ControlConfig.max_target_lead`` rad, so
+a blocked arm does not wind up) and sets the 2F-85 actuator to ``255 * gripper``.
 
 Observation: a dict with openpi's DROID request keys
 (``observation/exterior_image_1_left``, ``observation/wrist_image_left``: uint8
@@ -77,6 +80,7 @@ class TabletopEnv:
         self.num_steps = 0
         self.placement: dict[str, Any] = {}
         self._last_action = np.zeros(8)
+        self._q_target = np.asarray(self.cfg.control.home_qpos, dtype=np.float64)
 
     # ------------------------------------------------------------------ placement
     def _free_adr(self, body: str) -> int:
@@ -140,6 +144,7 @@ class TabletopEnv:
         q0 = np.asarray(ctl.home_qpos)
         d.qpos[self.view.arm_qpos_adr] = q0
         d.ctrl[self._arm_act] = q0
+        self._q_target = q0.copy()
         d.ctrl[self._grip_act] = 0.0
         mujoco.mj_forward(m, d)
         n_settle = int(round(self.cfg.physics.settle_s / m.opt.timestep))
@@ -161,16 +166,21 @@ class TabletopEnv:
         ctl = self.cfg.control
         vel = ctl.command_to_velocity(a[:7])
         grip = float(np.clip(a[7], 0.0, 1.0))
-        q_start = d.qpos[v.arm_qpos_adr].copy()
         d.ctrl[self._grip_act] = ctl.gripper_ctrl_max * grip
-        dt = m.opt.timestep
+        dv = vel * m.opt.timestep
+        lead = ctl.max_target_lead
+        adr = v.arm_qpos_adr
         has_button = self.task.main_object == "red_button"
         press_adr = m.jnt_qposadr[m.joint("red_button_press").id] if has_button else None
-        for k in range(1, self._n_sub + 1):
-            d.ctrl[self._arm_act] = q_start + vel * (k * dt)
+        target = self._q_target
+        for _ in range(self._n_sub):
+            q = d.qpos[adr]
+            target = np.clip(target + dv, q - lead, q + lead)
+            d.ctrl[self._arm_act] = target
             mujoco.mj_step(m, d)
             if has_button:
                 self.latches.button_max_depth = max(self.latches.button_max_depth, float(-d.qpos[press_adr]))
+        self._q_target = target
         if self.task.name == "push_cup" and not self.latches.cup_touched_bowl:
             self.latches.cup_touched_bowl = v.touching("red_cup", "red_bowl")
         self.num_steps += 1
@@ -208,6 +218,10 @@ class TabletopEnv:
         if self.render_images:
             obs[EXTERIOR_KEY], obs[WRIST_KEY] = self.render()
         return obs
+
+    def commanded_joint_positions(self) -> np.ndarray:
+        """The servo targets the commands have integrated to (rad) -- where the arm is heading."""
+        return self._q_target.copy()
 
     def joint_velocities(self) -> np.ndarray:
         """Observed joint velocities (rad/s), as DROID's ``observation/robot_state/joint_velocities``."""

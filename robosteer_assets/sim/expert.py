@@ -108,7 +108,9 @@ class ScriptedExpert:
         q[arm_q] = env.cfg.control.home_qpos
         conf.update(q)
         posture.set_target_from_configuration(conf)
-        vel = {j: lim for j, lim in zip(ARM_JOINTS, env.cfg.control.velocity_limits)}
+        ctl = env.cfg.control
+        cmd_max = ctl.max_joint_delta * ctl.control_hz  # |command| <= 1 in rad/s
+        vel = {j: min(lim, cmd_max) for j, lim in zip(ARM_JOINTS, ctl.velocity_limits)}
         limits = [mink.ConfigurationLimit(m), mink.VelocityLimit(m, vel)]
         self.ik = _IK(m, conf, frame, posture, limits, arm_q, arm_v)
         self.alpha = self._hand_alpha()
@@ -148,16 +150,18 @@ class ScriptedExpert:
             wp = self.waypoints[-1]
             target = np.asarray(wp.target(), float)
         self.steps_in += 1
+        # plan on the commanded configuration (the servo targets), which the arm follows with some lag
+        ik = self.ik
+        q = ik.conf.q.copy()
+        q[ik.arm_q] = self.env.commanded_joint_positions()
+        ik.conf.update(q)
+        pinch_cmd = ik.conf.get_transform_frame_to_world(PINCH_SITE, "site").translation()
         cap = self.cfg.slow_step_m if wp.slow else self.cfg.max_step_m
-        delta = target - pinch
+        delta = target - pinch_cmd
         n = np.linalg.norm(delta)
         if n > cap:
             delta *= cap / n
-        goal = pinch + delta
-        ik = self.ik
-        q = ik.conf.q.copy()
-        q[ik.arm_q] = v.joint_positions()
-        ik.conf.update(q)
+        goal = pinch_cmd + delta
         ik.frame.set_target(mink.SE3.from_rotation_and_translation(mink.SO3.from_matrix(pinch_rotation(self.alpha)),
                                                                    goal))
         dt = 1.0 / self.env.cfg.control.control_hz
