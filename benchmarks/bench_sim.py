@@ -2,8 +2,8 @@
 
 1. Scripted-expert success over the 40 grid cells (5 x 8, trial yaw seed 0) for
    each of the six tasks, without cameras (target >= 90 % each).
-2. Two-camera frames per second at 224 x 224 (exterior + wrist render, plus one
-   6 Hz control step every frame is NOT included: render only) (target >= 50).
+2. Two-camera frames per second at 224 x 224: one frame = an exterior and a
+   wrist render of the current state (physics not included) (target >= 50).
 3. Wall time to record 20 demos of one task with video through droid.writer
    (target <= 90 s).
 

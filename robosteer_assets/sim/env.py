@@ -23,6 +23,7 @@ seeded with ``[seed, row, col]`` (trials) or ``[seed]`` (demos).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -63,8 +64,6 @@ class TabletopEnv:
         if not isinstance(image_size, int) or image_size < 16 or image_size % 2:
             raise ValueError(f"image_size: expected an even integer >= 16, found {image_size!r}")
         base = cfg or SimConfig()
-        from dataclasses import replace
-
         self.cfg = replace(base, camera=replace(base.camera, image_size=image_size))
         self.grid, self.success_cfg, self.render_images = grid, success_cfg, render_images
         self.model = build_model(self.task.objects, self.variation, self.cfg)
@@ -79,7 +78,7 @@ class TabletopEnv:
         self.latches = Latches()
         self.num_steps = 0
         self.placement: dict[str, Any] = {}
-        self._last_action = np.zeros(8)
+        self._was_reset = False
         self._q_target = np.asarray(self.cfg.control.home_qpos, dtype=np.float64)
 
     # ------------------------------------------------------------------ placement
@@ -115,6 +114,8 @@ class TabletopEnv:
         mujoco.mj_resetData(m, d)
         ctl = self.cfg.control
         if cell is not None:
+            if len(tuple(cell)) != 2:
+                raise ValueError(f"cell: expected (row, col) or None, found {cell!r}")
             row, col = check_cell(*cell, grid=self.grid)
             x, y = cell_center(row, col, self.grid)
             yaw = trial_yaw(seed, row, col, self.grid)
@@ -125,8 +126,9 @@ class TabletopEnv:
             (x0, x1), (y0, y1) = self.grid.x_range, self.grid.y_range
             x, y, yaw = rng.uniform(x0, x1), rng.uniform(y0, y1), rng.uniform(-np.pi, np.pi)
         t = self.task
-        self.placement = {"cell": None if cell is None else [row, col], "seed": int(seed), "x": float(x),
-                          "y": float(y), "yaw": float(yaw), "objects": {t.main_object: [float(x), float(y), float(yaw)]}}
+        x, y, yaw = float(x), float(y), float(yaw)
+        self.placement = {"cell": None if cell is None else [row, col], "seed": int(seed), "x": x, "y": y,
+                          "yaw": yaw, "objects": {t.main_object: [x, y, yaw]}}
         self._place(t.main_object, x, y, yaw)
         anchors = [np.array([x, y])]
         if t.other_object:
@@ -152,13 +154,15 @@ class TabletopEnv:
         d.time = 0.0
         self.latches = Latches()
         self.num_steps = 0
-        self._last_action = np.zeros(8)
         self._expert = None
+        self._was_reset = True
         return self.observation()
 
     # ------------------------------------------------------------------ stepping
     def step(self, action) -> dict:
         """One control step (1 / control_hz s) with ``action`` = 7 normalised joint velocities + gripper."""
+        if not self._was_reset:
+            raise RuntimeError(f"{self.task.name}: call reset() before step() (objects are not placed yet)")
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         if a.shape != (8,) or not np.all(np.isfinite(a)):
             raise ValueError(f"action: expected 8 finite values (7 joint velocities + gripper), found {a.shape} {a}")
@@ -184,7 +188,6 @@ class TabletopEnv:
         if self.task.name == "push_cup" and not self.latches.cup_touched_bowl:
             self.latches.cup_touched_bowl = v.touching("red_cup", "red_bowl")
         self.num_steps += 1
-        self._last_action = a
         return self.observation()
 
     def success(self) -> bool:

@@ -293,7 +293,11 @@ class PressButtonExpert(ScriptedExpert):
         c = self.cfg
         v = self.view
         self.alpha = closest_alpha(0.0, self.alpha, np.pi / 2)
-        top = lambda: v.d.geom_xpos[v.m.geom("red_button_cap").id] + [0, 0, v.geom_size("red_button_cap")[1]]  # noqa: E731
+        cap = v.m.geom("red_button_cap").id
+
+        def top() -> np.ndarray:  # centre of the plunger's top face
+            return v.d.geom_xpos[cap] + [0, 0, v.m.geom_size[cap][1]]
+
         press_to = lambda: top() - [0, 0, 0.02]  # noqa: E731  (beyond the 12 mm travel: pressed hard)
         return [
             Waypoint(lambda: self.above(top(), top()[2] + c.approach_height), 1.0, tol=0.015, name="approach"),

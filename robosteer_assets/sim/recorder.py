@@ -137,7 +137,8 @@ def record_demos(task: str, n: int, out_dir: str | os.PathLike, seed: int = 0, v
         raise ValueError(f"n: expected a positive number of demos, found {n!r}")
     env = env or TabletopEnv(task, variation=variation, image_size=cfg.image_size)
     if env.task.name != task or env.variation.name != variation:
-        raise ValueError(f"env: expected a TabletopEnv for {task}/{variation}, found {env.task.name}/{env.variation.name}")
+        raise ValueError(f"env: expected a TabletopEnv for {task}/{variation}, "
+                         f"found {env.task.name}/{env.variation.name}")
     max_attempts = int(np.ceil(cfg.max_attempts_factor * n))
     out: list[Path] = []
     progress = Progress(log, f"sim demos {task} ({variation})", n)

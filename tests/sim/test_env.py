@@ -122,3 +122,15 @@ def test_info_reports_object_poses():
     assert set(info["object_poses"]) == {"red_cup", "red_bowl"}
     assert info["object_poses"]["red_cup"][:2] == pytest.approx([0.388, -0.21875], abs=1e-3)
     assert info["task"] == "push_cup" and info["step"] == 0
+
+
+def test_step_before_reset_and_bad_cell_are_named():
+    from robosteer_assets.sim.env import TabletopEnv
+
+    env = TabletopEnv("pick_cube", render_images=False)
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.step(np.zeros(8))
+    with pytest.raises(ValueError, match="cell: expected"):
+        env.reset(cell=(1, 2, 3))
+    with pytest.raises(ValueError, match="grid cell"):
+        env.reset(cell=(9, 0))

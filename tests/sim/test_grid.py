@@ -12,7 +12,8 @@ def test_grid_is_the_papers_5x8_over_0p5_by_0p28():
     assert np.allclose(np.diff(sorted(set(centres[:, 0].round(6)))), 0.28 / 5)
     assert np.allclose(np.diff(sorted(set(centres[:, 1].round(6)))), 0.5 / 8)
     assert centres[:, 0].min() == pytest.approx(0.36 + 0.028) and centres[:, 0].max() == pytest.approx(0.64 - 0.028)
-    assert centres[:, 1].min() == pytest.approx(-0.25 + 0.03125) and centres[:, 1].max() == pytest.approx(0.25 - 0.03125)
+    assert centres[:, 1].min() == pytest.approx(-0.25 + 0.03125)
+    assert centres[:, 1].max() == pytest.approx(0.25 - 0.03125)
     assert (g.x_range[1] - g.x_range[0]) * (g.y_range[1] - g.y_range[0]) == pytest.approx(0.5 * 0.28)
 
 
