@@ -28,10 +28,10 @@ os.environ.setdefault("MENAGERIE_ROOT", str((ROOT / ".." / "shared" / "menagerie
 QUICK_CELLS = [(0, 0), (0, 7), (4, 0), (4, 7), (2, 3), (2, 4), (1, 2), (3, 5)]
 
 
-def expert_sweep(task: str, cells, seed: int = 0) -> tuple[int, int, list, float]:
+def expert_sweep(task: str, cells, seed: int = 0, variation: str = "none") -> tuple[int, int, list, float]:
     from robosteer_assets.sim.env import TabletopEnv, run_episode
 
-    env = TabletopEnv(task, render_images=False)
+    env = TabletopEnv(task, variation=variation, render_images=False)
     ok, failed = 0, []
     t0 = time.monotonic()
     for cell in cells:
@@ -69,14 +69,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--tasks", default="marker_in_mug,press_button,pick_cube,cube_in_bowl,push_cup,pick_mug")
+    ap.add_argument("--variation", default="none", help="none | lighting | form | distractors (expert sweep only)")
     args = ap.parse_args()
     from robosteer_assets.sim.grid import DEFAULT_GRID
 
     cells = QUICK_CELLS if args.quick else DEFAULT_GRID.cells()
+    print(f"expert sweep, variation={args.variation}, trial yaw seed 0")
     print(f"{'task':<14} {'success':>9} {'rate':>6} {'s/episode':>9}  failed cells")
     rates = []
     for task in args.tasks.split(","):
-        ok, n, failed, dt = expert_sweep(task, cells)
+        ok, n, failed, dt = expert_sweep(task, cells, variation=args.variation)
         rates.append(ok / n)
         print(f"{task:<14} {ok:>4}/{n:<4} {100 * ok / n:>5.0f}% {dt / n:>9.2f}  {failed}")
     fps = render_fps(20 if args.quick else 100)
