@@ -32,11 +32,13 @@ HZ = 6.0
 
 
 def age_files(root: Path, seconds: float = 600.0) -> None:
-    """Backdate every file below ``root`` so the sensor's settle time has passed."""
+    """Backdate every file and folder below ``root`` (and ``root``) so the sensor's
+    settle time has passed (it counts folder mtimes too)."""
     past = time.time() - seconds
     for d, _, files in os.walk(root):
         for f in files:
             os.utime(os.path.join(d, f), (past, past))
+        os.utime(d, (past, past))
 
 
 def tree_digest(root: Path) -> dict[str, str]:
