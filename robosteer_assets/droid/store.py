@@ -120,7 +120,10 @@ def _create_arrays(g, S: int, chunk: int) -> dict:
         "step": ((0,), "int32", (max(chunk, 1024),)),
         "joint_velocities": ((0, NUM_JOINTS), "float32", (max(chunk, 256), NUM_JOINTS)),
     }
-    return {name: g.create_array(name, shape=s, dtype=d, chunks=c) for name, (s, d, c) in specs.items()}
+    # write_empty_chunks: every chunk exists on disk even when all fill value, so a
+    # missing chunk file always means an interrupted copy/write (checked by open()).
+    return {name: g.create_array(name, shape=s, dtype=d, chunks=c, config={"write_empty_chunks": True})
+            for name, (s, d, c) in specs.items()}
 
 
 class _Appender:

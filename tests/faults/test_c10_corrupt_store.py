@@ -116,12 +116,6 @@ def test_interrupted_ingest_and_damaged_stores_are_refused_then_rebuilt(project,
     assert_store_ok(project, "open_drawer", episodes=TASKS["open_drawer"])
 
 
-@pytest.mark.xfail(strict=True, reason="droid.store (e53c32d): the new missing-chunk check (nchunks_initialized != "
-                   "nchunks) also fires for chunks that are legitimately all fill value, which zarr does not write "
-                   "(write_empty_chunks=False): a single-episode task's episode_index is all 0, black camera frames, "
-                   "a still robot's zero joint velocities. raw_episodes then fails right after a good ingest with "
-                   "'array episode_index: 1 of 1 chunks missing'. Writing arrays with write_empty_chunks=True "
-                   "would keep the check valid")
 def test_all_zero_chunks_are_not_mistaken_for_missing_ones(project, instance):
     """A task with one episode whose wrist camera delivered black frames ingests."""
     rec = synthetic.make_recording(T=T_STEPS, seed=700, image_size=IMAGE, control_hz=HZ)
