@@ -1,0 +1,179 @@
+"""Per-head activations of the frozen base VLA over a task's demonstrations (paper §3.2).
+
+Each selected timestep (the keyframes by default, as the paper does following
+Yin et al.; or all timesteps) is one example: the base model runs on the
+timestep's observation (exterior + wrist image, state, instruction) and
+``vla.model.capture_heads`` returns every LLM head's attention output at the
+chosen token position (first suffix token by default). Written as a zarr store:
+
+    activations  [N, L, H, head_dim]   float16 by default
+    actions      [N, 8]                the timestep's normalised robot action (the paper's a_t)
+    episode_index, step, row [N]       where each example comes from
+    attrs: position, timesteps, model config name, checkpoint, dtype, complete=True (written last)
+
+The store is built in a temporary sibling and renamed into place, so an
+interrupted or cancelled run leaves no half-written store; ``ActivationStore.open``
+refuses anything without the ``complete`` marker or with inconsistent shapes.
+Batches have a fixed size (the last one is padded), so the capture function
+compiles once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from robosteer_assets.common.atomic import TMP_PREFIX, atomic_dir
+from robosteer_assets.common.progress import Progress, get_logger
+
+log = get_logger("steering.activations")
+STORE_NAME = "activations.zarr"
+FORMAT_VERSION = 1
+
+
+class ActivationStoreError(RuntimeError):
+    def __init__(self, path, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path, self.problem = str(path), problem
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.problem))
+
+
+@dataclass(frozen=True)
+class ActivationsConfig:
+    timesteps: str = "keyframes"  # "keyframes" (paper) or "all"
+    position: str = "first_suffix"  # or "last_prefix"
+    batch_size: int = 16
+    storage_dtype: str = "float16"
+    noise_seed: int = 0  # pi0.5's first suffix token depends on x_t = noise at t = 1
+
+    def __post_init__(self):
+        if self.timesteps not in ("keyframes", "all"):
+            raise ValueError(f"ActivationsConfig.timesteps: expected 'keyframes' or 'all', found {self.timesteps!r}")
+        if self.storage_dtype not in ("float16", "float32"):
+            raise ValueError(f"ActivationsConfig.storage_dtype: expected float16/float32, found {self.storage_dtype!r}")
+
+
+def extract_activations(store, rows: np.ndarray, ckpt, out_path: str | os.PathLike,
+                        cfg: ActivationsConfig = ActivationsConfig(), checkpoint_id: str = "") -> dict:
+    """Run ``ckpt`` (a ``vla.checkpoint.LoadedCheckpoint``) over ``rows`` of an
+    ``EpisodeStore`` and write ``out_path`` (``.../activations.zarr``). Returns a summary."""
+    import jax
+    import zarr
+
+    from robosteer_assets.vla import model as M
+    from robosteer_assets.vla.transforms import make_observation, normalize_actions
+
+    t0 = time.monotonic()
+    mcfg = ckpt.cfg
+    rows = np.asarray(sorted(set(int(r) for r in rows)), np.int64)
+    if rows.size == 0:
+        raise ValueError(f"{store.path}: no timesteps selected for activation extraction")
+    ep_idx = np.asarray(store.arrays["episode_index"][:])
+    steps = np.asarray(store.arrays["step"][:])
+    instr = [ep["instruction"] for ep in store.episodes]
+    N, L, H, d, B = len(rows), mcfg.num_layers, mcfg.num_heads, mcfg.head_dim, cfg.batch_size
+    dtype = np.float16 if cfg.storage_dtype == "float16" else np.float32
+    capture = jax.jit(lambda p, o, n: M.capture_heads(mcfg, p, o, position=cfg.position, noise=n))
+    noise = jax.random.normal(jax.random.key(cfg.noise_seed), (B, mcfg.action_horizon, mcfg.action_dim))
+    out_path = Path(out_path)
+    prog = Progress(log, f"head activations ({cfg.position}, {N} timesteps)", N)
+    with atomic_dir(out_path) as tmp:
+        g = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        acts = g.create_array("activations", shape=(N, L, H, d), dtype=dtype, chunks=(min(N, 256), L, H, d),
+                              config={"write_empty_chunks": True})
+        for start in range(0, N, B):
+            sel = rows[start:start + B]
+            n = len(sel)
+            pad = np.concatenate([sel, np.repeat(sel[-1:], B - n)])
+            images = np.stack([store.arrays["images"][int(r)] for r in pad])
+            state = np.asarray(store.arrays["state"].get_orthogonal_selection(pad))
+            prompts = [instr[int(ep_idx[r])] for r in pad]
+            obs = make_observation(mcfg, ckpt.tokenizer, ckpt.norm_stats, images, state, prompts)
+            cap = np.asarray(capture(ckpt.params, obs, noise))[:n]
+            if not np.isfinite(cap).all():
+                raise FloatingPointError(f"{store.path}: non-finite activations at rows {sel.tolist()[:5]}...")
+            acts[start:start + n] = cap.astype(dtype)
+            prog.update(n)
+        raw_actions = np.asarray(store.arrays["actions"].get_orthogonal_selection(rows))
+        norm_actions = normalize_actions(mcfg, ckpt.norm_stats, raw_actions[:, None, :])[:, 0, :raw_actions.shape[1]]
+        g.create_array("actions", data=norm_actions.astype(np.float32), config={"write_empty_chunks": True})
+        g.create_array("episode_index", data=ep_idx[rows].astype(np.int32), config={"write_empty_chunks": True})
+        g.create_array("step", data=steps[rows].astype(np.int32), config={"write_empty_chunks": True})
+        g.create_array("row", data=rows.astype(np.int64), config={"write_empty_chunks": True})
+        summary = {"num_examples": N, "num_layers": L, "num_heads": H, "head_dim": d, "model": mcfg.name,
+                   "checkpoint": checkpoint_id, "task": store.task, "episodes": int(len(np.unique(ep_idx[rows]))),
+                   "config": asdict(cfg), "wall_s": round(time.monotonic() - t0, 2)}
+        g.attrs.update({**summary, "format_version": FORMAT_VERSION})
+        g.attrs["complete"] = True
+    log.info("wrote %s: %d examples x %d layers x %d heads x %d in %.1fs", out_path, N, L, H, d, summary["wall_s"])
+    return {**summary, "path": str(out_path)}
+
+
+class ActivationStore:
+    """Read-only view; ``ActivationStore.open(path)`` refuses half-written stores."""
+
+    def __init__(self, path: Path, group, attrs: dict):
+        self.path, self.group, self.attrs = path, group, attrs
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "ActivationStore":
+        import zarr
+
+        path = Path(path)
+        if path.is_dir() and path.name != STORE_NAME and (path / STORE_NAME).exists():
+            path = path / STORE_NAME
+        if not path.exists():
+            tmps = sorted(path.parent.glob(f"{TMP_PREFIX}{path.name}-*")) if path.parent.exists() else []
+            hint = f" (only the interrupted temporary {tmps[0].name} exists)" if tmps else ""
+            raise ActivationStoreError(path, f"no activation store{hint}; materialize head_activations")
+        try:
+            g = zarr.open_group(str(path), mode="r", zarr_format=3)
+            attrs = dict(g.attrs)
+        except Exception as e:
+            raise ActivationStoreError(path, f"unreadable zarr group ({type(e).__name__}: {e})") from None
+        if attrs.get("complete") is not True:
+            raise ActivationStoreError(path, "half-written (no 'complete' marker); re-materialize head_activations")
+        N = attrs.get("num_examples")
+        shapes = {"activations": (N, attrs.get("num_layers"), attrs.get("num_heads"), attrs.get("head_dim")),
+                  "episode_index": (N,), "step": (N,), "row": (N,)}
+        for name, shape in shapes.items():
+            try:
+                a = g[name]
+            except Exception as e:
+                raise ActivationStoreError(path, f"array {name!r} missing ({type(e).__name__})") from None
+            if tuple(a.shape) != shape or a.nchunks_initialized != a.nchunks:
+                raise ActivationStoreError(path, f"array {name!r}: expected shape {shape} with every chunk present, "
+                                                 f"found {tuple(a.shape)} ({a.nchunks_initialized}/{a.nchunks} chunks)")
+        return cls(path, g, attrs)
+
+    def load(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(activations f32 [N,L,H,d], actions [N,A], episode_index [N])."""
+        acts = np.asarray(self.group["activations"][:], np.float32)
+        if not np.isfinite(acts).all():
+            raise ActivationStoreError(self.path, "non-finite activations")
+        return acts, np.asarray(self.group["actions"][:]), np.asarray(self.group["episode_index"][:])
+
+
+def run_step(spec: dict, logger) -> dict:
+    """dagster-pipes entry (robosteer_assets.remote.run_step): spec = {store, keyframes, checkpoint,
+    out, timesteps, position, batch_size, storage_dtype, checkpoint_id}."""
+    from robosteer_assets.droid.keyframe_table import read_keyframes
+    from robosteer_assets.droid.store import EpisodeStore
+    from robosteer_assets.vla.checkpoint import load_checkpoint
+
+    cfg = ActivationsConfig(**{k: spec[k] for k in ("timesteps", "position", "batch_size", "storage_dtype")
+                               if k in spec})
+    store = EpisodeStore.open(spec["store"])
+    if cfg.timesteps == "keyframes":
+        rows = read_keyframes(spec["keyframes"])["row"].to_numpy()
+    else:
+        rows = np.arange(store.num_steps)
+    ckpt = load_checkpoint(spec["checkpoint"])
+    logger.info("extracting %s activations of %d timesteps with %s", cfg.position, len(rows), ckpt.cfg.name)
+    return extract_activations(store, rows, ckpt, spec["out"], cfg, checkpoint_id=spec.get("checkpoint_id", ""))
