@@ -156,7 +156,10 @@ class TinyTokenizerConfig:
     small), full character coverage, identity normalisation (keeps ``\\n`` and case), digits split,
     Gemma's special ids (pad 0, eos 1, bos 2, unk 3) and the pi0.5 template pieces as user symbols.
     ``add_alphabet``: include a–z / A–Z in the corpus when the vocabulary has room, so instructions
-    unseen at training time still tokenize into characters instead of ``<unk>``."""
+    unseen at training time still tokenize into characters instead of ``<unk>``.
+    ``state_bin_symbols``: when the vocabulary has room (``state_bin_spare`` pieces left after them),
+    every pi0.5 state bin ``"▁-1"`` … ``"▁255"`` is one piece, so the 8-dim DROID state costs 8 tokens
+    instead of ~32 single digits and the pi0.5 prompt fits a tiny config's ``max_token_len``."""
 
     model_type: str = "bpe"
     character_coverage: float = 1.0
@@ -164,6 +167,8 @@ class TinyTokenizerConfig:
     user_symbols: tuple[str, ...] = PI05_USER_SYMBOLS
     add_alphabet: bool = True
     alphabet_min_vocab: int = 128
+    state_bin_symbols: bool = True
+    state_bin_spare: int = 64
 
 
 _ALPHABET = ("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -186,6 +191,10 @@ def train_tiny_tokenizer(instructions, out_path: str | os.PathLike, vocab_size: 
     specials = 4
     chars = set("".join(corpus)) | {" "}
     needed = specials + len(config.user_symbols) + len(chars)
+    symbols = list(config.user_symbols)
+    bins = [f"\u2581{i}" for i in range(-1, NUM_STATE_BINS)]  # "▁-1" ... "▁255": SentencePiece's space mark
+    if config.state_bin_symbols and vocab_size >= needed + len(bins) + config.state_bin_spare:
+        symbols += bins
     if vocab_size < needed:
         raise TokenizerError(f"train_tiny_tokenizer: vocab_size {vocab_size} is too small: the instructions use "
                              f"{len(chars)} distinct characters, plus {len(config.user_symbols)} user symbols and "
@@ -195,7 +204,7 @@ def train_tiny_tokenizer(instructions, out_path: str | os.PathLike, vocab_size: 
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(corpus), model_writer=buf, vocab_size=vocab_size, model_type=config.model_type,
             hard_vocab_limit=config.hard_vocab_limit, character_coverage=config.character_coverage,
-            pad_id=0, eos_id=1, bos_id=2, unk_id=3, user_defined_symbols=list(config.user_symbols),
+            pad_id=0, eos_id=1, bos_id=2, unk_id=3, user_defined_symbols=symbols,
             normalization_rule_name="identity", remove_extra_whitespaces=False, split_digits=True,
             minloglevel=2, num_threads=1)
     except RuntimeError as e:

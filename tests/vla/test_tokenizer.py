@@ -80,3 +80,16 @@ def test_bad_model_files(tmp_path, model_file):
         PromptTokenizer(junk)
     with pytest.raises(TokenizerError, match="but the model's vocab_size is 20"):
         PromptTokenizer(model_file, TokenizerConfig(vocab_size=20))
+
+
+def test_state_bins_are_single_pieces_when_the_vocab_has_room(tmp_path):
+    big = PromptTokenizer(train_tiny_tokenizer(INSTRUCTIONS, tmp_path / "big.model", 512),
+                          TokenizerConfig(max_token_len=200, discrete_state_input=True))
+    small = PromptTokenizer(train_tiny_tokenizer(INSTRUCTIONS, tmp_path / "small.model", 64),
+                            TokenizerConfig(max_token_len=200, discrete_state_input=True))
+    s = np.linspace(-1.2, 0.95, 8)
+    text = pi05_prompt("open the top drawer", s)
+    for tok in (big, small):
+        assert tok.decode(tok.tokenize("open the top drawer", s)[0]) == text
+    n_big, n_small = len(big.prompt_ids("open the top drawer", s)), len(small.prompt_ids("open the top drawer", s))
+    assert n_big <= 30 < n_small  # 8 bin pieces vs ~3 digits + a space per dimension
