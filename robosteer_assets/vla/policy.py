@@ -125,9 +125,13 @@ class Policy:
     @classmethod
     def from_checkpoint(cls, ckpt_dir: str | os.PathLike, num_steps: int = 10, seed: int = 0, *, dtype=None,
                         tokenizer_path=None, cfg=None, config: PolicyConfig | None = None) -> "Policy":
-        from robosteer_assets.vla.checkpoint import load_checkpoint
+        from robosteer_assets.vla.checkpoint import CONFIG_FILE, load_checkpoint, read_checkpoint_config
 
         config = config or PolicyConfig(num_steps=num_steps, seed=seed)
+        if dtype is None:  # serve in the config's dtype (openpi restores everything as bf16 for serving)
+            model_cfg = cfg or (read_checkpoint_config(ckpt_dir)["config"]
+                                if (Path(ckpt_dir) / CONFIG_FILE).exists() else None)
+            dtype = model_cfg.dtype if model_cfg is not None else None
         t0 = time.monotonic()
         loaded = load_checkpoint(ckpt_dir, cfg=cfg, dtype=dtype, tokenizer_path=tokenizer_path)
         log.info("loaded %s (%s) in %.1fs", ckpt_dir, loaded.cfg.name, time.monotonic() - t0)

@@ -1,5 +1,6 @@
 """Policy on a freshly saved micro checkpoint: DROID request in, unnormalised (T_a, 8) chunk out."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -109,3 +110,18 @@ def test_request_variants_and_validation_errors(ckpt):
             policy.infer(req)
     with pytest.raises(PolicyInputError, match=r"noise: expected shape"):
         policy.infer(_request(), noise=np.zeros((3, 3)))
+
+
+def test_serves_in_the_config_dtype(tmp_path):
+    import ml_dtypes
+
+    cfg = get_config("pi0_micro", dtype="bfloat16")
+    rng = np.random.default_rng(0)
+    stats = compute_norm_stats({"state": rng.normal(size=(16, 8)), "actions": rng.normal(size=(16, 8))})
+    tok = train_tiny_tokenizer([PROMPT], tmp_path / "tok.model", cfg.vocab_size)
+    d = save_checkpoint(tmp_path / "ckpt", cfg, model.init_params(cfg), stats, tokenizer_path=tok)  # stored f32
+    policy = Policy.from_checkpoint(d)
+    leaves = jax.tree_util.tree_leaves(policy.params)
+    assert all(v.dtype == ml_dtypes.bfloat16 for v in leaves)  # cast at restore, as openpi's serving
+    out = policy.infer(_request())["actions"]
+    assert out.shape == (cfg.action_horizon, 8) and np.all(np.isfinite(out))
