@@ -152,6 +152,9 @@ def restore_params(params_dir: str | os.PathLike, dtype=None) -> dict:
         raise CheckpointError(f"{path}: not an orbax PyTree checkpoint ({type(e).__name__}: {e})") from None
     item = getattr(meta, "item_metadata", meta)
     tree = getattr(item, "tree", item)
+    if tree is None:
+        raise CheckpointError(f"{path}: no readable orbax metadata (missing or corrupt _METADATA / manifest.ocdbt / "
+                              f"data files); expected an orbax PyTree checkpoint of {{'params': tree}}")
     if not isinstance(tree, dict):
         raise CheckpointError(f"{path}: expected a dict tree in the orbax metadata, found {type(tree).__name__}")
     if "params" in tree:

@@ -99,6 +99,9 @@ def test_other_config_fails_with_a_path_by_path_diff(tmp_path):
     assert not (tmp_path / "half").exists()
     with pytest.raises(CheckpointError, match="parameter checkpoint directory not found"):
         restore_params(tmp_path / "nowhere")
+    (d / "params" / "_METADATA").write_text("{not json")
+    with pytest.raises(CheckpointError, match=r"ck/params: no readable orbax metadata"):
+        load_params(d, cfg)
 
 
 def test_merge_params_keeps_fresh_lora_and_requires_the_rest():
