@@ -5,6 +5,7 @@ import hashlib
 import json
 import shutil
 
+import jax
 import ml_dtypes
 import numpy as np
 import orbax.checkpoint as ocp
@@ -66,10 +67,12 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, tok_file, name):
 def test_openpi_training_tree_with_trailing_value_loads(tmp_path):
     cfg = get_config("pi0_micro")
     params = init_params(cfg)
-    wrapped = unflatten({f"{k}/value": v for k, v in flatten(params).items()})
+    # saved from jax arrays (the stored _sharding is ignored on restore), every leaf under `value`
+    wrapped = jax.device_put(unflatten({f"{k}/value": v for k, v in flatten(params).items()}))
     (tmp_path / "ck").mkdir()
     ocp.PyTreeCheckpointer().save((tmp_path / "ck" / "params").resolve(),
                                   args=ocp.args.PyTreeSave({"params": wrapped}))
+    assert (tmp_path / "ck" / "params" / "_sharding").exists()
     loaded = load_params(tmp_path / "ck", cfg)
     for k, v in flatten(params).items():
         assert np.array_equal(flatten(loaded)[k], v)
