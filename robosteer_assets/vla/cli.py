@@ -55,7 +55,19 @@ def resolve_config(name: str, overrides: dict | None = None):
         unknown = sorted(set(overrides) - set(d))
         if unknown:
             raise ValueError(f"--set: unknown Pi0Config fields {unknown}; expected some of {sorted(d)}")
-        cfg = Pi0Config.from_dict({**d, **overrides})
+        from robosteer_assets.vla.config import LORA_TARGETS
+
+        for k in ("lora", "action_expert_lora"):  # e.g. --set 'lora={"rank": 4, "alpha": 4}'
+            v = overrides.get(k)
+            if isinstance(v, dict):
+                overrides[k] = {"targets": sorted(LORA_TARGETS), **v}
+            elif k in overrides and v is not None:
+                raise ValueError(f"--set {k}: expected a JSON object like {{\"rank\": 16, \"alpha\": 16}} or null, "
+                                 f"found {v!r}")
+        try:
+            cfg = Pi0Config.from_dict({**d, **overrides})
+        except TypeError as e:
+            raise ValueError(f"--set: {e}") from None
     return cfg
 
 

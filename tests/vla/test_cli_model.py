@@ -51,6 +51,15 @@ def test_pi05_lora_and_overrides(capsys):
     assert main(["model", "info", "pi0", "--set", "nope=1"]) == 2
     assert "unknown Pi0Config fields ['nope']" in capsys.readouterr().out
     assert resolve_config("pi0_tiny", {"action_horizon": 50, "siglip_variant": "Ti/16"}).action_horizon == 50
+    assert main(["model", "info", "pi0_micro", "--set", 'lora={"rank": 4, "alpha": 4}']) == 0
+    out = capsys.readouterr().out
+    g = get_config("pi0_micro").llm  # LoRA on q, kv, attn_vec, ffn of expert 0 (L=2, N=8, K=1, D=64, H=16, F=128)
+    L, N, D, H, F, r = g.depth, g.num_heads, g.width, g.head_dim, g.mlp_dim, 4
+    expected = L * (N * D * r + N * r * H + 2 * D * r + 2 * r * H + N * H * r + N * r * D
+                    + 2 * D * r + 2 * r * F + F * r + r * D)
+    assert _row(out, "LoRA") == (expected, 10)
+    assert main(["model", "info", "pi0", "--set", "lora=3"]) == 2
+    assert "expected a JSON object" in capsys.readouterr().out
 
 
 def test_tiny_and_checkpoint_directory_agree_with_the_real_tree(tmp_path, capsys):
