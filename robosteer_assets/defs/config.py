@@ -46,8 +46,16 @@ class HeadScoresConfig(dg.Config):
 
 class SelectionConfig(dg.Config):
     m: int = Field(20, description="number of heads to select (paper: 20)")
-    selector: Literal["knn", "random", "classification", "cma"] = "knn"
+    selector: Literal["knn", "random", "classification", "cma"] = Field(
+        "knn", description="knn (paper); random, classification (A.2), cma (causal noise ablation) for ablations")
+    multitask: Literal["none", "joint", "non_overlapping"] = Field(
+        "none", description="joint: one head set from the pooled examples of `tasks` + this task; "
+        "non_overlapping: each task its own m heads, union trained")
+    tasks: list[str] = Field(default_factory=list, description="other task partitions for multi-task / "
+                             "classification negatives (their head_activations must exist)")
     seed: int = 0
+    cma_noise_std: float = 1.0
+    cma_max_examples: int = 64
 
 
 class FinetuneConfig(dg.Config):

@@ -32,12 +32,13 @@ def resolve(step: str):
 
 
 def _jsonable(summary: dict) -> dict:
+    """Pipes metadata: scalars as they are, anything else as a typed JSON value."""
     out = {}
     for k, v in summary.items():
         if isinstance(v, (str, int, float, bool)) or v is None:
             out[k] = v
         else:
-            out[k] = json.loads(json.dumps(v, default=str))
+            out[k] = {"raw_value": json.loads(json.dumps(v, default=str)), "type": "json"}
     return out
 
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         spec = json.loads(open(args.spec).read()) if args.spec else {}
         summary = resolve(args.step)(spec, logging.getLogger("robosteer.remote"))
-        print(json.dumps(_jsonable(summary), indent=2))
+        print(json.dumps(summary, indent=2, default=str))
         return 0
 
     from dagster_pipes import open_dagster_pipes

@@ -84,3 +84,50 @@ def select_cma(rise: np.ndarray, m: int = 20) -> SelectionResult:
     order = sorted(((float(-rise[l, h]), l, h) for l in range(L) for h in range(H)))
     return SelectionResult(heads=[(l, h) for _, l, h in order[:m]], k=0, m=m, subset_mse={}, metric="loss_rise",
                            selector="cma", num_layers=L, num_heads=H)
+
+
+def run_cma_step(spec: dict, logger) -> dict:
+    """dagster-pipes entry: CMA scores for a task. spec = {store, activations, checkpoint, out,
+    noise_std, batch_size, max_examples, seed}. The loss batches are the activation rows
+    (keyframes) with their action chunks; noise/time draws are fixed per batch."""
+    import jax
+    import jax.numpy as jnp
+
+    from robosteer_assets.droid.store import EpisodeStore
+    from robosteer_assets.steering.activations import ActivationStore
+    from robosteer_assets.vla import model as M
+    from robosteer_assets.vla.checkpoint import load_checkpoint
+    from robosteer_assets.vla.transforms import make_training_batch
+
+    ckpt = load_checkpoint(spec["checkpoint"])
+    cfg = ckpt.cfg
+    store = EpisodeStore.open(spec["store"])
+    act = ActivationStore.open(spec["activations"])
+    rows = np.asarray(act.group["row"][:])[: int(spec.get("max_examples", 64))]
+    ep_idx = np.asarray(store.arrays["episode_index"][:])
+    ends = {i: ep["start"] + ep["length"] - 1 for i, ep in enumerate(store.episodes)}
+    B = int(spec.get("batch_size", 8))
+    batches = []
+    for s in range(0, len(rows) - len(rows) % B or len(rows), B):
+        sel = rows[s:s + B]
+        if len(sel) < B:
+            sel = np.concatenate([sel, np.repeat(sel[-1:], B - len(sel))])
+        chunks = np.stack([np.asarray(store.arrays["actions"].get_orthogonal_selection(
+            np.minimum(np.arange(r, r + cfg.action_horizon), ends[int(ep_idx[r])]))) for r in sel])
+        images = np.stack([store.arrays["images"][int(r)] for r in sel])
+        state = np.asarray(store.arrays["state"].get_orthogonal_selection(sel))
+        prompts = [store.episodes[int(ep_idx[r])]["instruction"] for r in sel]
+        obs, acts = make_training_batch(cfg, ckpt.tokenizer, ckpt.norm_stats, images, state, prompts, chunks)
+        batches.append((obs, jnp.asarray(acts), jax.random.key(int(spec.get("seed", 0)) + len(batches))))
+    loss = jax.jit(lambda p, o, a, r, hn: M.compute_loss(cfg, p, o, a, r, head_noise=hn).mean())
+    rise, secs = cma_scores(lambda b, hn: loss(ckpt.params, b[0], b[1], b[2], jnp.asarray(hn)), cfg.num_layers,
+                            cfg.num_heads, batches, noise_std=float(spec.get("noise_std", 1.0)))
+    import io
+
+    from robosteer_assets.common.atomic import write_bytes_atomic
+
+    buf = io.BytesIO()
+    np.save(buf, rise)
+    write_bytes_atomic(spec["out"], buf.getvalue())
+    logger.info("CMA: %d heads x %d batches in %.1fs", rise.size, len(batches), secs)
+    return {"cma_seconds": round(secs, 2), "heads": int(rise.size), "batches": len(batches), "path": spec["out"]}
