@@ -41,7 +41,7 @@ class ActivationsConfig(dg.Config):
 class HeadScoresConfig(dg.Config):
     ks: list[int] = Field(default_factory=lambda: [10, 20, 30, 40])
     metric: Literal["cosine", "euclidean"] = "cosine"
-    query_chunk: int = 512
+    query_chunk: int = 1024
 
 
 class SelectionConfig(dg.Config):
