@@ -240,7 +240,7 @@ _PRESETS: dict[str, dict] = {
     "pi0_micro": dict(paligemma_variant="micro_llm", action_expert_variant="micro_expert", siglip_variant="mu/56",
                       dtype="float32", action_dim=8, action_horizon=4, max_token_len=8, vocab_size=64),
     "pi05_micro": dict(pi05=True, paligemma_variant="micro_llm", action_expert_variant="micro_expert",
-                       siglip_variant="mu/56", dtype="float32", action_dim=8, action_horizon=4, max_token_len=24,
+                       siglip_variant="mu/56", dtype="float32", action_dim=8, action_horizon=4, max_token_len=48,
                        vocab_size=64),
 }
 
