@@ -68,7 +68,7 @@ def test_interrupted_ingest_and_damaged_stores_are_refused_then_rebuilt(project,
     task = "pick_cube"
     store = project.store_dir(task) / STORE_NAME
     before = project.store_digest(task)
-    synthetic.write_task(project.paths.demos(), task, n=12, T=T_STEPS, image_size=IMAGE, control_hz=HZ, seed=500)
+    synthetic.write_task(project.paths.demos(), task, n=6, T=T_STEPS, image_size=IMAGE, control_hz=HZ, seed=500)
 
     # 1. a re-ingest killed half way: the previous store is intact and still the one that is read
     leftover = _killed_ingest(project, task)
@@ -105,10 +105,10 @@ def test_interrupted_ingest_and_damaged_stores_are_refused_then_rebuilt(project,
 
     # 4. the next ingest rebuilds pick_cube, removes the leftover, and keyframes then run on the new store
     res = materialize(project.paths, instance, task, assets=[ingest.raw_episodes, ingest.keyframes],
-                      min_episodes=TASKS[task] + 12)
+                      min_episodes=TASKS[task] + 6)
     assert res.success, failure_text(res)
     assert not leftover.exists()
-    assert_store_ok(project, task, episodes=TASKS[task] + 12)
+    assert_store_ok(project, task, episodes=TASKS[task] + 6)
     assert (project.store_dir(task) / "keyframes.parquet").is_file()
     assert project.store_digest("open_drawer") == broken_other  # the other partition is not touched (nor 'fixed')
     res = materialize(project.paths, instance, "open_drawer", min_episodes=TASKS["open_drawer"])
