@@ -85,3 +85,16 @@ class SimDemosConfig(dg.Config):
     seed: int = Field(0, description="placements and episode ids derive from (task, variation, seed)")
     variation: Literal["none", "lighting", "form", "distractors"] = "none"
     image_size: int = 224
+
+
+class BasePolicyConfig(dg.Config):
+    """The embedded default's base policy (ignored when resources.base_model.checkpoint_dir is set)."""
+
+    model: str = Field("pi0_tiny", description="model preset trained from scratch on the simulated corpus")
+    held_out_tasks: list[str] = Field(default_factory=lambda: ["pick_cube"],
+                                      description="target task(s) never shown to the base policy")
+    episodes_per_task: int = 6
+    steps: int = 600
+    batch_size: int = 8
+    peak_lr: float = 1e-3
+    seed: int = 0

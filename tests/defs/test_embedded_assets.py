@@ -28,3 +28,24 @@ def test_sim_demos_then_ingest(tmp_path):
         store = EpisodeStore.open(paths.store("pick_cube"))
         assert store.num_episodes == 2
         assert store.episodes[0]["instruction"] == "pick up red cube"
+
+
+def test_base_policy_embedded_and_import_modes(tmp_path):
+    """Embedded: corpus -> tiny pi0 through dagster-pipes, blocking check that it predicts finite actions.
+    Import: the same checkpoint given as resources.base_model.checkpoint_dir is validated, not retrained."""
+    from robosteer_assets.defs.resources import BaseModel, gpu_pipes_client
+
+    paths = ProjectPaths(data_root=str(tmp_path / "data"))
+    res_embedded = {"paths": paths, "base_model": BaseModel(), "gpu_pipes": gpu_pipes_client()}
+    with dg.instance_for_test() as inst:
+        res = dg.materialize([embedded.base_policy], instance=inst, resources=res_embedded, run_config=dg.RunConfig(
+            ops={"base_policy": embedded.BasePolicyConfig(held_out_tasks=["pick_cube", "marker_in_mug", "cube_in_bowl",
+                                                                          "push_cup"], episodes_per_task=1, steps=3)}))
+        assert res.success
+        assert [c.passed for c in res.get_asset_check_evaluations()] == [True]
+        md = res.asset_materializations_for_node("base_policy")[0].metadata
+        assert md["tasks"].value == ["press_button"]  # the held-out target never enters the corpus
+        res = dg.materialize([embedded.base_policy], instance=inst, resources={
+            **res_embedded, "base_model": BaseModel(checkpoint_dir=str(paths.base_checkpoint()))})
+        assert res.success
+        assert res.asset_materializations_for_node("base_policy")[0].metadata["model"].value == "pi0_tiny"
