@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robosteer_assets.common.cancel import raise_if_cancelled
 from robosteer_assets.common.progress import get_logger
 from robosteer_assets.embedded.corpus import CorpusConfig, record_corpus
 
@@ -116,6 +117,7 @@ def train_base_policy(stores, out_dir: str | os.PathLike, cfg: BasePolicyConfig 
     losses, key = [], jax.random.key(cfg.seed)
     t_loop = time.monotonic()
     for i in range(cfg.steps):
+        raise_if_cancelled("base policy training")
         images, state, chunks, prompts = sampler.batch(cfg.batch_size)
         obs, acts = make_training_batch(mcfg, tokenizer, stats, images, state, prompts, chunks)
         params, opt, loss = step(params, opt, obs, acts, jax.random.fold_in(key, i))

@@ -60,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", help="spec JSON file (when not run under dagster-pipes)")
     args = parser.parse_args(argv)
 
+    from robosteer_assets.common.cancel import install_signal_handlers
     from robosteer_assets.common.jaxsetup import configure_jax
 
+    install_signal_handlers()  # SIGINT/SIGTERM from a cancelled run -> stop at the next batch/step
     configure_jax()
     if args.step:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from robosteer_assets.common.atomic import TMP_PREFIX, atomic_dir
+from robosteer_assets.common.cancel import raise_if_cancelled
 from robosteer_assets.common.progress import Progress, get_logger
 
 log = get_logger("steering.activations")
@@ -88,6 +89,7 @@ def extract_activations(store, rows: np.ndarray, ckpt, out_path: str | os.PathLi
         acts = g.create_array("activations", shape=(N, L, H, d), dtype=dtype, chunks=(min(N, 256), L, H, d),
                               config={"write_empty_chunks": True})
         for start in range(0, N, B):
+            raise_if_cancelled("head activation extraction")
             sel = rows[start:start + B]
             n = len(sel)
             pad = np.concatenate([sel, np.repeat(sel[-1:], B - n)])
