@@ -32,6 +32,7 @@ STAGE1 = ("sim_demos", "base_policy")
 # else keeps the paper's values: 20 demos, m = 20 heads, k in {10,20,30,40}, rank 8, 40 trials).
 EMBEDDED_RUN_CONFIG = {
     "sim_demos": {"episodes": 20},
+    "base_policy": {"episodes_per_task": 6, "steps": 400, "batch_size": 8},
     "raw_episodes": {"min_episodes": 20},
     "steering_checkpoint": {"steps": 300, "batch_size": 8, "warmup_steps": 30, "decay_steps": 300,
                             "peak_lr": 1e-3, "decay_lr": 1e-4, "save_interval": 100, "log_interval": 25},
@@ -129,6 +130,7 @@ def run(task: str, force: bool = False, demos: int = 20) -> int:
     overrides = {k: dict(v) for k, v in EMBEDDED_RUN_CONFIG.items()}
     overrides.setdefault("sim_demos", {})["episodes"] = demos
     overrides.setdefault("raw_episodes", {})["min_episodes"] = demos
+    overrides["base_policy"]["held_out_tasks"] = [task]  # the base policy never sees the target task
 
     timings = []
     for stage, names in (("inputs", STAGE1), ("task chain", None)):
