@@ -34,6 +34,9 @@ EMBEDDED_RUN_CONFIG = {
     "sim_demos": {"episodes": 20},
     "base_policy": {"episodes_per_task": 6, "steps": 400, "batch_size": 8},
     "raw_episodes": {"min_episodes": 20},
+    # simulated demos end a few steps after success (~20-40 steps at 6 Hz), so their keyframes are too few
+    # for k up to 40 neighbours from other episodes; use every timestep (the paper: "functionally identical")
+    "head_activations": {"timesteps": "all"},
     "steering_checkpoint": {"steps": 300, "batch_size": 8, "warmup_steps": 30, "decay_steps": 300,
                             "peak_lr": 1e-3, "decay_lr": 1e-4, "save_interval": 100, "log_interval": 25},
     "full_lora_checkpoint": {"steps": 300, "batch_size": 8, "warmup_steps": 30, "decay_steps": 300,
@@ -70,8 +73,27 @@ def _latest_metadata(instance, key, partition: str | None, name: str):
     return getattr(v, "value", v)
 
 
-def plan(defs, instance, task: str, force: bool = False) -> list:
-    """Asset keys (topological order) that need work for ``task``."""
+def _config_hash(cfg: dict | None) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha1(json.dumps(cfg or {}, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _latest_config_hash(instance, key, partition: str | None) -> str | None:
+    import dagster as dg
+
+    flt = dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None)
+    res = instance.fetch_materializations(flt, limit=1)
+    if not res.records:
+        return None
+    run = instance.get_run_by_id(res.records[0].run_id)
+    return run.tags.get(f"robosteer/config/{key.to_user_string().replace('/', '__')}") if run else None
+
+
+def plan(defs, instance, task: str, force: bool = False, overrides: dict | None = None) -> list:
+    """Asset keys (topological order) that need work for ``task``: missing, older than a parent,
+    materialised with another run config than now, or (raw_episodes) demos changed since."""
     import dagster as dg
 
     from robosteer_assets.defs.resources import ProjectPaths
@@ -98,6 +120,10 @@ def plan(defs, instance, task: str, force: bool = False) -> list:
             if pts is not None and pts > ts:
                 stale.add(key)
                 break
+        name = key.to_user_string().replace("/", "__")
+        if overrides is not None and _latest_config_hash(instance, key, part) != _config_hash(overrides.get(name)):
+            stale.add(key)
+            continue
         if key == dg.AssetKey("raw_episodes"):
             paths = ProjectPaths(data_root=os.environ.get("ROBOSTEER_DATA_ROOT", "data"))
             fp = scan_task(paths.task_demos(task), settle_s=0).fingerprint
@@ -134,7 +160,7 @@ def run(task: str, force: bool = False, demos: int = 20) -> int:
 
     timings = []
     for stage, names in (("inputs", STAGE1), ("task chain", None)):
-        todo = plan(defs, instance, task, force=force)
+        todo = plan(defs, instance, task, force=force, overrides=overrides)
         if names is not None:
             todo = [k for k in todo if k.to_user_string() in names]
         else:
@@ -153,7 +179,9 @@ def run(task: str, force: bool = False, demos: int = 20) -> int:
             instance=instance,
             run_config=_run_config(selected, overrides),
             raise_on_error=False,
-            tags={"robosteer/entry": "robosteer run"},
+            tags={"robosteer/entry": "robosteer run",
+                  **{f"robosteer/config/{k.to_user_string().replace('/', '__')}":
+                     _config_hash(overrides.get(k.to_user_string().replace("/", "__"))) for k in todo}},
         )
         timings.append((stage, time.monotonic() - t0))
         if not result.success:
