@@ -119,7 +119,10 @@ def test_ui_graph_and_asset_page(dagster_dev):
     base = f"http://127.0.0.1:{port}"
     _chromium(f"{base}/asset-groups", screenshot=ARTIFACTS / "asset_graph.png")
     _chromium(f"{base}/assets/raw_episodes?partition=pick_cube", screenshot=ARTIFACTS / "asset_raw_episodes.png")
-    for png in ("asset_graph.png", "asset_raw_episodes.png"):
+    groups = sorted({n.group_name for n in defs.get_repository_def().asset_graph.asset_nodes})
+    for g in groups:  # one picture per group shows every asset node (the global view collapses groups)
+        _chromium(f"{base}/locations/robosteer_assets/asset-groups/{g}", screenshot=ARTIFACTS / f"group_{g}.png")
+    for png in ["asset_graph.png", "asset_raw_episodes.png"] + [f"group_{g}.png" for g in groups]:
         assert (ARTIFACTS / png).stat().st_size > 10_000, f"{png} looks blank"
 
     catalog = _chromium(f"{base}/assets", dump_dom=True)
