@@ -15,7 +15,8 @@ def test_truncated_and_garbage_h5_are_quarantined_by_name(project, instance, cap
     truncated.write_bytes(data[: len(data) // 2])  # a copy cut off half way
     garbage.write_bytes(os.urandom(4096))  # not HDF5 at all
 
-    rc, out = run_cli(["validate", project.paths.task_demos("pick_cube"), "--min-episodes", 2, "--image-size", 32], capsys)
+    rc, out = run_cli(["validate", project.paths.task_demos("pick_cube"), "--min-episodes", 2, "--image-size", 32],
+                      capsys)
     assert rc == 1
     assert f"INVALID {eps[0]}: CorruptFileError: {truncated}" in out
     assert f"INVALID {eps[1]}: CorruptFileError: {garbage}" in out

@@ -16,7 +16,8 @@ def test_nan_and_inf_are_quarantined_with_field_and_step(project, instance, caps
     with h5py.File(eps[1] / TRAJECTORY_FILE, "r+") as h5:
         h5["observation/robot_state/gripper_position"][7] = np.inf
 
-    rc, out = run_cli(["validate", project.paths.task_demos("pick_cube"), "--min-episodes", 2, "--image-size", 32], capsys)
+    rc, out = run_cli(["validate", project.paths.task_demos("pick_cube"), "--min-episodes", 2, "--image-size", 32],
+                      capsys)
     assert rc == 1
     assert (f"INVALID {eps[0]}: NonFiniteError: {eps[0] / TRAJECTORY_FILE} [action/joint_velocity]: "
             "expected finite values, found 1 NaN/inf values (first at step 5)") in out

@@ -29,7 +29,8 @@ def test_wrong_dimensions_are_quarantined_with_expected_shape(project, instance)
     assert set(q) == {str(eps[0]), str(eps[1]), str(eps[2])}
     assert q[str(eps[0])] == (f"ShapeError: {eps[0] / TRAJECTORY_FILE} [action/joint_velocity]: "
                               f"expected shape (T, 7), found shape ({T_STEPS}, 6)")
-    assert f"[observation/robot_state/joint_positions]: expected shape (T, 7), found shape ({T_STEPS}, 8)" in q[str(eps[1])]
+    assert (f"[observation/robot_state/joint_positions]: expected shape (T, 7), found shape ({T_STEPS}, 8)"
+            in q[str(eps[1])])
     assert f"[action/gripper_position]: expected shape (T,), found shape ({T_STEPS}, 2)" in q[str(eps[2])]
     assert_store_ok(project, "pick_cube", episodes=2)
     assert_untouched(project, "open_drawer", other)

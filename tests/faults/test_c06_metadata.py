@@ -8,7 +8,8 @@ from robosteer_assets.defs import sensors
 from robosteer_assets.droid import synthetic
 from robosteer_assets.droid.layout import metadata_path
 
-from ._support import HZ, IMAGE, T_STEPS, age_files, assert_store_ok, assert_untouched, materialize, quarantine_of, run_cli
+from ._support import (HZ, IMAGE, T_STEPS, age_files, assert_store_ok, assert_untouched, materialize, quarantine_of,
+                       run_cli)
 
 
 def _tick(project, instance, cursor=None):
@@ -40,11 +41,13 @@ def test_missing_malformed_and_mistyped_metadata_name_the_file(project, instance
     assert [q.partition_key for q in r.run_requests] == ["pick_cube"]
     assert r.run_requests[0].tags["robosteer/episodes"] == "5"
 
-    rc, out = run_cli(["validate", project.paths.task_demos("pick_cube"), "--min-episodes", 2, "--image-size", 32], capsys)
+    rc, out = run_cli(["validate", project.paths.task_demos("pick_cube"), "--min-episodes", 2, "--image-size", 32],
+                      capsys)
     assert rc == 1
     assert f"INVALID {eps[0]}: MissingFileError: {eps[0] / 'metadata_<uuid>.json'}" in out
     assert f"INVALID {eps[1]}: CorruptFileError: {malformed}: expected valid JSON" in out
-    assert f"INVALID {eps[2]}: MetadataError: {mistyped} [trajectory_length]: expected an integer, found str 'twelve'" in out
+    assert (f"INVALID {eps[2]}: MetadataError: {mistyped} [trajectory_length]: expected an integer, "
+            "found str 'twelve'") in out
 
     res = materialize(project.paths, instance, "pick_cube", min_episodes=2)
     assert res.success

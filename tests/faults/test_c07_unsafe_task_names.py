@@ -62,7 +62,8 @@ def test_unsafe_task_folders_never_become_partitions(project, instance, capsys, 
         with pytest.raises(UnsafeTaskNameError, match="task name"):
             episode_dir_for(project.paths.demos(), name, "ep0")
     with pytest.raises(UnsafeTaskNameError, match="bad name"):
-        ingest_task(project.paths.demos() / "bad name", project.root / "store" / "bad name", IngestConfig(min_episodes=1))
+        ingest_task(project.paths.demos() / "bad name", project.root / "store" / "bad name",
+                    IngestConfig(min_episodes=1))
     with pytest.raises(UnsafeTaskNameError, match="bad name"):
         project.paths.store("bad name")
     assert not (project.root / "store" / "bad name").exists()

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from robosteer_assets.defs import ingest, steering
-from robosteer_assets.defs.resources import BaseModel, ProjectPaths, gpu_pipes_client
+from robosteer_assets.defs.resources import BaseModel, gpu_pipes_client
 from robosteer_assets.droid.store import EpisodeStore
 from robosteer_assets.steering.activations import ActivationStore, ActivationStoreError
 from robosteer_assets.vla import model as M
