@@ -19,7 +19,6 @@ import sys
 STEPS = {
     "head_activations": "robosteer_assets.steering.activations:run_step",
     "cma_scores": "robosteer_assets.steering.selectors:run_cma_step",
-    "finetune": "robosteer_assets.training.run:run_step",
     "base_policy": "robosteer_assets.embedded.base_policy:run_step",
 }
 
