@@ -8,9 +8,9 @@ import dagster as dg
 
 
 def build_definitions() -> dg.Definitions:
-    from robosteer_assets.defs import embedded, ingest, jobs, resources, schedules, sensors, steering
+    from robosteer_assets.defs import embedded, ingest, jobs, resources, schedules, sensors, steering, training
 
-    modules = [embedded, ingest, steering]
+    modules = [embedded, ingest, steering, training]
     return dg.Definitions(
         assets=dg.load_assets_from_modules(modules),
         asset_checks=dg.load_asset_checks_from_modules(modules),

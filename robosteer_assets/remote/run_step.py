@@ -20,6 +20,7 @@ STEPS = {
     "head_activations": "robosteer_assets.steering.activations:run_step",
     "cma_scores": "robosteer_assets.steering.selectors:run_cma_step",
     "base_policy": "robosteer_assets.embedded.base_policy:run_step",
+    "finetune": "robosteer_assets.training.trainer:run_step",
 }
 
 

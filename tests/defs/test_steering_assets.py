@@ -7,7 +7,7 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from robosteer_assets.defs import ingest, steering
+from robosteer_assets.defs import ingest, steering, training
 from robosteer_assets.defs.resources import BaseModel, ProjectPaths, gpu_pipes_client
 from robosteer_assets.droid import synthetic
 from robosteer_assets.droid.store import EpisodeStore
@@ -55,3 +55,16 @@ def test_steering_chain_materializes(tmp_path):
         assert md["num_examples"].value == 64  # reported back over dagster-pipes
         ov = json.loads((paths.steering("pick_cube") / "head_overlap.json").read_text())
         assert ov["top20_subsets"]["names"][0] == "all" and ov["top20_subsets"]["overlap_pct"][0][0] == 100.0
+
+        # group `training`: both methods through dagster-pipes, blocking "loads and predicts finite actions"
+        tr_assets = assets + [training.steering_checkpoint, training.full_lora_checkpoint]
+        small = training.FinetuneConfig(steps=2, batch_size=2, warmup_steps=1, decay_steps=2, log_interval=1)
+        res = dg.materialize(tr_assets, selection=tr_assets[-2:], partition_key="pick_cube", instance=inst,
+                             resources=resources, run_config=dg.RunConfig(
+                                 ops={"steering_checkpoint": small, "full_lora_checkpoint": small}))
+        assert res.success
+        assert all(c.passed for c in res.get_asset_check_evaluations())
+        md = res.asset_materializations_for_node("steering_checkpoint")[0].metadata
+        assert md["trainable_parameters"].value < res.asset_materializations_for_node(
+            "full_lora_checkpoint")[0].metadata["trainable_parameters"].value
+        assert (paths.checkpoints("pick_cube", "steering") / "adapters.npz").exists()

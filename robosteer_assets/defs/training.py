@@ -1,0 +1,78 @@
+"""Group `training` (paper Step 2): Robotic Steering (selective LoRA on the selected heads'
+Q/O slices + auxiliary modules) and the full-head LoRA baseline, per task. Training runs
+through dagster-pipes in pool `gpu`, so moving it to a GPU box or cluster changes the
+`gpu_pipes` resource, not this code."""
+
+import json
+import sys
+
+import dagster as dg
+
+from robosteer_assets.defs.config import FinetuneConfig
+from robosteer_assets.defs.metadata import md_image, path
+from robosteer_assets.defs.partitions import task_partitions
+from robosteer_assets.defs.resources import BaseModel, ProjectPaths
+from robosteer_assets.defs.steering import SELECTED, selected_heads
+from robosteer_assets.droid.scan import scan_task
+
+REMOTE = [sys.executable, "-m", "robosteer_assets.remote.run_step"]
+CHECKPOINT_OK = "loads_and_predicts_finite_actions"
+
+
+def _finetune(context, method: str, config: FinetuneConfig, paths: ProjectPaths, base_model: BaseModel,
+              gpu_pipes: dg.PipesSubprocessClient):
+    from robosteer_assets.common.plots import figure_png, new_figure
+    from robosteer_assets.defs.embedded import smoke_test_checkpoint
+
+    task = context.partition_key
+    out = paths.checkpoints(task, method)
+    spec = {"method": method, "task": task, "base_checkpoint": str(base_model.resolve_checkpoint(paths)),
+            "store": str(paths.store(task) / "episodes.zarr"), "selected_heads": str(paths.steering(task) / SELECTED),
+            "out": str(out), **config.model_dump()}
+    res = gpu_pipes.run(context=context, command=REMOTE, extras={"step": "finetune", "spec": spec}
+                        ).get_materialize_result()
+    md = {**(res.metadata or {}), "checkpoint": path(out),
+          "demos_fingerprint": scan_task(paths.task_demos(task), settle_s=0).fingerprint}
+    curve = out / "loss_curve.json"
+    if curve.exists():
+        losses = json.loads(curve.read_text())
+        fig, ax = new_figure(6, 3.5)
+        ax.plot(losses, lw=0.8)
+        ax.set_xlabel("step")
+        ax.set_ylabel("flow-matching loss")
+        ax.set_title(f"{task}: {method}")
+        md["loss_curve"] = md_image(figure_png(fig), f"{method} loss")
+    smoke = smoke_test_checkpoint(out)
+    return dg.MaterializeResult(metadata=md, check_results=[
+        dg.AssetCheckResult(check_name=CHECKPOINT_OK, passed=smoke["finite"], metadata=smoke)])
+
+
+@dg.asset(
+    group_name="training",
+    partitions_def=task_partitions,
+    deps=[selected_heads, dg.AssetKey("base_policy")],
+    pool="gpu",
+    check_specs=[dg.AssetCheckSpec(CHECKPOINT_OK, asset="steering_checkpoint", blocking=True)],
+    description="Robotic Steering: LoRA (rank 8) on the selected heads' query/output slices (mask-aware optimizer) "
+    "+ LLM feed-forward LoRA, norms, action/time/state projections; SigLIP, action expert and K/V frozen. "
+    "Merged into an ordinary openpi-layout checkpoint (+ adapters, norm stats, heads, config).",
+    kinds={"jax", "orbax"},
+)
+def steering_checkpoint(context: dg.AssetExecutionContext, config: FinetuneConfig, paths: ProjectPaths,
+                        base_model: BaseModel, gpu_pipes: dg.PipesSubprocessClient):
+    return _finetune(context, "steering", config, paths, base_model, gpu_pipes)
+
+
+@dg.asset(
+    group_name="training",
+    partitions_def=task_partitions,
+    deps=[dg.AssetKey("raw_episodes"), dg.AssetKey("base_policy")],
+    pool="gpu",
+    check_specs=[dg.AssetCheckSpec(CHECKPOINT_OK, asset="full_lora_checkpoint", blocking=True)],
+    description="Baseline: the official pi0 LoRA setup (LoRA on all heads and feed-forward of both experts, "
+    "SigLIP trainable), same data and schedule; merged openpi-layout checkpoint.",
+    kinds={"jax", "orbax"},
+)
+def full_lora_checkpoint(context: dg.AssetExecutionContext, config: FinetuneConfig, paths: ProjectPaths,
+                         base_model: BaseModel, gpu_pipes: dg.PipesSubprocessClient):
+    return _finetune(context, "full_lora", config, paths, base_model, gpu_pipes)
