@@ -1,39 +1,143 @@
-"""Training batches: random timesteps of one or more episode stores with their action
-chunks (horizon = the model's action_horizon; indices past the episode end clamp to the
-last step, as openpi's loader). The stores' arrays are decoded into memory once (a few
-tens of demos; a zarr chunk holds 16 frames, so per-sample reads would decode 16x)."""
+"""Training data: action chunks from a task's episode stores.
+
+Each example is one timestep ``r`` of an episode with its action chunk
+``actions[r : r + horizon]`` (horizon = the model's ``action_horizon``); indices past the
+episode's last step clamp to it, as openpi's RLDS DROID loader does. The stores' arrays are
+decoded into memory once (few-shot: a few tens of demos; a zarr chunk holds 16 frames, so
+per-sample reads would decode 16x).
+
+:class:`ChunkDataset` gives *seeded, stateless* batches: the order is a permutation of all
+timesteps per epoch, drawn from ``(seed, epoch)``, and batch ``i`` is positions
+``i*B .. (i+1)*B`` of that endless sequence. So the data position is just the step: a resumed
+run sees exactly the batches an uninterrupted run would. Batch shapes are fixed (no
+partial last batch). :class:`ChunkSampler` (uniform random picks with replacement) is the
+older sampler, kept for the embedded base policy.
+
+Norm stats: from the base checkpoint (openpi's practice when finetuning a released model on
+its own robot, e.g. pi0-DROID) or computed from the demos (``vla.normalize``, openpi format).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from robosteer_assets.common.progress import get_logger
 
-class ChunkSampler:
-    """Random timesteps of several episode stores with their action chunks."""
+log = get_logger("training.data")
 
-    def __init__(self, stores, horizon: int, seed: int = 0):
-        self.stores, self.horizon = stores, horizon
-        self.rng = np.random.default_rng(seed)
-        self.index = [(si, r) for si, s in enumerate(stores) for r in range(s.num_steps)]
-        self.ends = []
-        for s in stores:
-            ends = np.zeros(s.num_steps, np.int64)
+NORM_STATS_SOURCES = ("checkpoint", "demos")
+
+
+class _Arrays:
+    """The stores' arrays in memory plus each row's clamp index (its episode's last row)."""
+
+    def __init__(self, stores, horizon: int):
+        if not stores:
+            raise ValueError("training data: expected at least one episode store, found none")
+        if horizon < 1:
+            raise ValueError(f"training data: action horizon must be >= 1, found {horizon}")
+        self.stores, self.horizon = list(stores), horizon
+        self.ends, self.ep_index, self.state, self.actions, self.images = [], [], [], [], []
+        for s in self.stores:
+            n = s.num_steps
+            ends = np.full(n, -1, np.int64)
             for ep in s.episodes:
                 ends[ep["start"]:ep["start"] + ep["length"]] = ep["start"] + ep["length"] - 1
+            if n == 0 or np.any(ends < 0):
+                raise ValueError(f"{getattr(s, 'path', s)}: expected episodes covering all {n} rows "
+                                 f"(attrs.episodes start/length), found gaps or an empty store")
             self.ends.append(ends)
-        self.ep_index = [np.asarray(s.arrays["episode_index"][:]) for s in stores]
-        self.state = [np.asarray(s.arrays["state"][:]) for s in stores]
-        self.actions = [np.asarray(s.arrays["actions"][:]) for s in stores]
-        # the corpus is small: decode every frame once (a zarr chunk holds 16 frames)
-        self.images = [np.asarray(s.arrays["images"][:]) for s in stores]
+            self.ep_index.append(np.asarray(s.arrays["episode_index"][:]))
+            self.state.append(np.asarray(s.arrays["state"][:]))
+            self.actions.append(np.asarray(s.arrays["actions"][:]))
+            self.images.append(np.asarray(s.arrays["images"][:]))
+        self.index = np.array([(si, r) for si, s in enumerate(self.stores) for r in range(s.num_steps)], np.int64)
 
-    def batch(self, B: int):
-        picks = [self.index[i] for i in self.rng.integers(0, len(self.index), B)]
+    def gather(self, picks) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
         images, state, chunks, prompts = [], [], [], []
         for si, r in picks:
-            s = self.stores[si]
+            si, r = int(si), int(r)
             images.append(self.images[si][r])
             state.append(self.state[si][r])
             chunks.append(self.actions[si][np.minimum(np.arange(r, r + self.horizon), self.ends[si][r])])
-            prompts.append(s.episodes[int(self.ep_index[si][r])]["instruction"])
+            prompts.append(self.stores[si].episodes[int(self.ep_index[si][r])]["instruction"])
         return np.stack(images), np.stack(state), np.stack(chunks), prompts
+
+
+class ChunkSampler(_Arrays):
+    """Random timesteps (with replacement) of several episode stores with their action chunks."""
+
+    def __init__(self, stores, horizon: int, seed: int = 0):
+        super().__init__(stores, horizon)
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, B: int):
+        """(images uint8 [B,2,S,S,3], state [B,8], action chunks [B,horizon,8], prompts)."""
+        return self.gather(self.index[self.rng.integers(0, len(self.index), B)])
+
+
+class ChunkDataset(_Arrays):
+    """Seeded epoch permutations; ``batch_at(step)`` is a pure function of (seed, step)."""
+
+    def __init__(self, stores, horizon: int, batch_size: int, seed: int = 0):
+        super().__init__(stores, horizon)
+        if batch_size < 1:
+            raise ValueError(f"batch_size: expected >= 1, found {batch_size}")
+        self.batch_size, self.seed = batch_size, seed
+        self._perms: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        if epoch not in self._perms:
+            if len(self._perms) > 4:
+                self._perms.clear()
+            self._perms[epoch] = np.random.default_rng([self.seed, epoch]).permutation(len(self.index))
+        return self._perms[epoch]
+
+    def positions(self, step: int) -> np.ndarray:
+        n, B = len(self.index), self.batch_size
+        pos = np.arange(step * B, (step + 1) * B, dtype=np.int64)
+        return np.array([self._perm(int(p // n))[p % n] for p in pos], np.int64)
+
+    def batch_at(self, step: int):
+        """Batch number ``step``: (images, state, chunks, prompts), always ``batch_size`` examples."""
+        return self.gather(self.index[self.positions(step)])
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    norm_stats: str = "checkpoint"  # "checkpoint" (the base's) or "demos" (computed from the stores)
+
+    def __post_init__(self):
+        if self.norm_stats not in NORM_STATS_SOURCES:
+            raise ValueError(f"DataConfig.norm_stats: expected one of {NORM_STATS_SOURCES}, "
+                             f"found {self.norm_stats!r}")
+
+
+def demo_norm_stats(stores) -> dict:
+    """openpi-format norm stats (mean/std/q01/q99) of the demos' robot-dim state and actions."""
+    from robosteer_assets.vla.normalize import compute_norm_stats
+
+    return compute_norm_stats({"state": np.concatenate([np.asarray(s.arrays["state"][:]) for s in stores]),
+                               "actions": np.concatenate([np.asarray(s.arrays["actions"][:]) for s in stores])})
+
+
+def resolve_norm_stats(cfg: DataConfig, base_stats: dict, stores) -> dict:
+    if cfg.norm_stats == "checkpoint":
+        return base_stats
+    stats = demo_norm_stats(stores)
+    log.info("norm stats computed from %d demo steps", sum(s.num_steps for s in stores))
+    return stats
+
+
+def model_batch(mcfg, tokenizer, norm_stats, raw):
+    """(images, state, chunks, prompts) -> (Observation, normalised padded actions) via
+    ``vla.transforms.make_training_batch``."""
+    from robosteer_assets.vla.transforms import make_training_batch
+
+    images, state, chunks, prompts = raw
+    return make_training_batch(mcfg, tokenizer, norm_stats, images, state, prompts, chunks)

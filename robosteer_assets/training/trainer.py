@@ -1,192 +1,453 @@
-"""Selective finetuning (Robotic Steering) and the full-head LoRA baseline.
+"""Selective finetuning (Robotic Steering, paper §3.3 / B.1) and the full-head LoRA baseline.
 
-The base checkpoint's weights are merged into a fresh LoRA-augmented tree (LoRA
-leaves new, B = 0, as openpi's weight loader does with ``.*lora.*``); only the
-method's trainable leaves (``training.trainable``) are differentiated — the
-frozen ones are closed over, so there is no optimizer state for them and no
-backward pass through a frozen vision encoder. The optimizer is a mask-aware optax
-chain: gradients are multiplied by the head masks before clipping (so the clip
-norm only sees the selected heads), then global-norm clip 1.0 and AdamW with
-openpi's defaults and the paper's warmup-cosine schedule, and the final updates
-are multiplied by the masks again, so the unselected heads' slices (including
-AdamW's weight decay) stay bit-identical forever.
+Initialisation is openpi's weight loader (openpi_facts §2.3): the base checkpoint's weights
+are merged into a freshly initialised LoRA-augmented tree (missing regex ``.*lora.*``), then
+split by the method's rules (``training.trainable``) into a *trainable* and a *frozen*
+subtree. Only the trainable subtree is differentiated (``jax.value_and_grad`` w.r.t. it) and
+given to the optimizer, so frozen leaves have no optimizer state and no gradient — a frozen
+vision encoder gets no backward pass at all. Frozen leaves are cast to the config dtype
+(bf16 for the real models, as openpi); trainable ones stay float32.
 
-Export: LoRA merged into the base weights (no inference overhead) —
-``w + (alpha/r) A B`` per head for q / kv / attn_vec, ``w + A B`` for the FFN (openpi's
-FFN-LoRA path is unscaled) — saved in openpi's layout with the *base* config, plus
-``adapters.npz``, ``selected_heads.json``, ``train_config.json`` and
-``loss_curve.json``.
+Loss: the base model's flow-matching loss (``vla.model.compute_loss``, mean over batch and
+horizon). Optimizer: ``training.optimizer`` (mask -> clip -> AdamW -> mask). Per step rng:
+``fold_in(key(seed), step)``; data: ``training.data.ChunkDataset.batch_at(step)`` — both pure
+functions of the step, so a resumed run equals an uninterrupted one.
+
+Sharding (openpi_facts §5.3): a ``("batch", "fsdp")`` mesh over the devices; data sharded on
+its leading axis over both axes (the batch must divide by the device count); a parameter is
+sharded on its largest axis divisible by ``fsdp_devices`` when it is >= 2-D and >= 4 MiB,
+otherwise replicated. The step is jitted with explicit in/out shardings (so chained calls
+never re-shard) and donates the trainable params and optimizer state.
+
+Resume: an orbax ``CheckpointManager`` in ``<out>/../.<name>.train_state`` saves the
+trainable params, the optimizer state, the step, the data seed and position and the loss
+history every ``save_interval`` steps (and at the end); a new run with the same config
+(fingerprint) restores the latest step and continues; a different config starts fresh. After
+a successful export the training state is removed unless ``keep_train_state``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
-from robosteer_assets.common.atomic import write_text_atomic
 from robosteer_assets.common.cancel import raise_if_cancelled
 from robosteer_assets.common.progress import get_logger
 from robosteer_assets.training import trainable as T
+from robosteer_assets.training.data import NORM_STATS_SOURCES
+from robosteer_assets.training.export import merge_lora  # noqa: F401  (documented name)
+from robosteer_assets.training.optimizer import OptimizerConfig, ScheduleConfig
 
 log = get_logger("training")
 
+FSDP_MIN_BYTES = 4 * 2**20  # openpi: parameters under 4 MiB are replicated
+STATE_FORMAT = 1
+
 
 @dataclass(frozen=True)
-class FinetuneConfig:
-    """Paper B.3 defaults: 5000 steps, batch 32, warmup 200, peak 2.5e-5, 5000 decay steps, final 2.5e-6;
-    AdamW b1 0.9, b2 0.95, eps 1e-8, weight decay 1e-10, clip 1.0 (openpi); LoRA rank 8."""
+class TrainConfig:
+    """Paper B.3 / openpi defaults: 5000 steps, batch 32, LoRA rank 8, warmup-cosine schedule
+    (200 / 2.5e-5 / 5000 / 2.5e-6), AdamW (0.9, 0.95, 1e-8, wd 1e-10, clip 1.0)."""
 
     method: str = "steering"
     steps: int = 5000
     batch_size: int = 32
     lora_rank: int = 8
-    warmup_steps: int = 200
-    peak_lr: float = 2.5e-5
-    decay_steps: int = 5000
-    decay_lr: float = 2.5e-6
-    b1: float = 0.9
-    b2: float = 0.95
-    eps: float = 1e-8
-    weight_decay: float = 1e-10
-    clip_norm: float = 1.0
-    log_interval: int = 100
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     seed: int = 42
+    log_interval: int = 100
+    save_interval: int = 1000
+    keep_train_state: bool = False
+    train_state_dir: str | None = None  # default: <out>/../.<out name>.train_state
+    fsdp_devices: int = 1
+    fsdp_min_bytes: int = FSDP_MIN_BYTES
+    remat: bool = False
+    norm_stats: str = "checkpoint"  # or "demos"
+    full_lora_init_b: str = "normal"  # openpi's LoRA init for the baseline
+
+    def __post_init__(self):
+        T.check_method(self.method)
+        for name in ("steps", "batch_size", "lora_rank", "log_interval", "save_interval", "fsdp_devices"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name}: expected >= 1, found {getattr(self, name)}")
+        if self.norm_stats not in NORM_STATS_SOURCES:
+            raise ValueError(f"TrainConfig.norm_stats: expected one of {NORM_STATS_SOURCES}, found {self.norm_stats!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """From nested or flat keys (``warmup_steps``, ``peak_lr``, ``decay_steps``, ``decay_lr``, ``b1``,
+        ``b2``, ``eps``, ``weight_decay``, ``clip_gradient_norm`` / ``clip_norm`` go to the sub-configs);
+        keys that are not config fields (paths, task) are ignored."""
+        d = dict(d)
+        sched = {f.name: d.pop(f.name) for f in fields(ScheduleConfig) if f.name in d}
+        if "clip_norm" in d:
+            d["clip_gradient_norm"] = d.pop("clip_norm")
+        opt = {f.name: d.pop(f.name) for f in fields(OptimizerConfig) if f.name in d}
+        s = d.pop("schedule", None) or {}
+        o = d.pop("optimizer", None) or {}
+        s = asdict(s) if isinstance(s, ScheduleConfig) else dict(s)
+        o = asdict(o) if isinstance(o, OptimizerConfig) else dict(o)
+        known = {f.name for f in fields(cls)} - {"schedule", "optimizer"}
+        try:
+            return cls(schedule=ScheduleConfig(**{**s, **sched}), optimizer=OptimizerConfig(**{**o, **opt}),
+                       **{k: v for k, v in d.items() if k in known})
+        except TypeError as e:
+            raise ValueError(f"TrainConfig: {e}") from None
+
+    def fingerprint(self, base_checkpoint: str, heads) -> str:
+        """What a resumable state must agree on (log/save intervals and the step count may change)."""
+        d = {k: v for k, v in self.to_dict().items()
+             if k not in ("log_interval", "save_interval", "keep_train_state", "train_state_dir", "steps")}
+        blob = json.dumps({"cfg": d, "base": str(Path(base_checkpoint).resolve()),
+                           "heads": sorted([list(map(int, h)) for h in heads or []])}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def schedule(cfg: FinetuneConfig):
-    import optax
-
-    warmup = min(cfg.warmup_steps, max(0, cfg.decay_steps - 1))
-    return optax.warmup_cosine_decay_schedule(cfg.peak_lr / (warmup + 1), cfg.peak_lr, warmup,
-                                              max(cfg.decay_steps, warmup + 1), cfg.decay_lr)
+FinetuneConfig = TrainConfig  # the name the first version used
 
 
-def mask_aware_optimizer(cfg: FinetuneConfig, masks: dict):
-    """optax chain over the trainable leaves: mask grads -> clip -> AdamW -> mask updates.
-    ``masks`` maps a trainable leaf's path to a broadcastable {0,1} array (absent = all ones)."""
-    import optax
+# ----------------------------------------------------------------------------- sharding
 
-    def apply(tree):
-        return {p: (v * masks[p] if p in masks else v) for p, v in tree.items()}
+def fsdp_spec(shape, itemsize: int, fsdp: int, min_bytes: int = FSDP_MIN_BYTES):
+    """openpi's FSDP rule: replicate if fsdp == 1, < 2-D or < ``min_bytes``; else shard the largest
+    axis divisible by ``fsdp`` (axes in descending size order); replicate if none fits."""
+    from jax.sharding import PartitionSpec as P
 
-    mask_tx = optax.stateless(lambda updates, params=None: apply(updates))
-    return optax.chain(mask_tx, optax.clip_by_global_norm(cfg.clip_norm),
-                       optax.adamw(schedule(cfg), b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay),
-                       mask_tx)
+    shape = tuple(shape)
+    if fsdp == 1 or len(shape) < 2 or int(np.prod(shape)) * itemsize < min_bytes:
+        return P()
+    for ax in sorted(range(len(shape)), key=lambda a: -shape[a]):
+        if shape[ax] % fsdp == 0:
+            spec = [None] * len(shape)
+            spec[ax] = "fsdp"
+            return P(*spec)
+    return P()
 
 
-def merge_lora(lcfg, flat: dict) -> dict:
-    """Fold every LoRA pair into its base weight; returns the base tree (no LoRA leaves)."""
-    out = {p: np.asarray(v) for p, v in flat.items() if "lora" not in p}
-    for e, lora in enumerate((lcfg.llm.lora, lcfg.expert.lora)):
-        if lora is None:
-            continue
-        sfx = "" if e == 0 else "_1"
-        base = "PaliGemma/llm/layers/"
-        s = lora.scaling
-        for name, eq in ((f"attn/q_einsum{sfx}", "lndr,lnrh->lndh"), (f"attn/kv_einsum{sfx}", "lckdr,lckrh->lckdh"),
-                         (f"attn/attn_vec_einsum{sfx}", "lnhr,lnrd->lnhd")):
-            a = flat.get(f"{base}{name}/lora_a")
-            if a is not None:
-                out[f"{base}{name}/w"] = out[f"{base}{name}/w"] + s * np.einsum(eq, a, flat[f"{base}{name}/lora_b"])
-        a = flat.get(f"{base}mlp{sfx}/gating_einsum_lora_a")
-        if a is not None:  # openpi's FFN LoRA is unscaled
-            out[f"{base}mlp{sfx}/gating_einsum"] = out[f"{base}mlp{sfx}/gating_einsum"] + np.einsum(
-                "lcdr,lcrf->lcdf", a, flat[f"{base}mlp{sfx}/gating_einsum_lora_b"])
-            out[f"{base}mlp{sfx}/linear"] = out[f"{base}mlp{sfx}/linear"] + np.einsum(
-                "lfr,lrd->lfd", flat[f"{base}mlp{sfx}/linear_lora_a"], flat[f"{base}mlp{sfx}/linear_lora_b"])
+def make_mesh(fsdp_devices: int, devices=None):
+    import jax
+    from jax.sharding import Mesh
+
+    devices = list(devices if devices is not None else jax.devices())
+    n = len(devices)
+    if n % fsdp_devices:
+        raise ValueError(f"fsdp_devices={fsdp_devices} must divide the device count {n}")
+    return Mesh(np.array(devices).reshape(n // fsdp_devices, fsdp_devices), ("batch", "fsdp"))
+
+
+def tree_shardings(mesh, tree, fsdp: int, min_bytes: int):
+    import jax
+    from jax.sharding import NamedSharding
+
+    return jax.tree_util.tree_map(
+        lambda x: NamedSharding(mesh, fsdp_spec(x.shape, np.dtype(x.dtype).itemsize, fsdp, min_bytes)), tree)
+
+
+# ----------------------------------------------------------------------------- the trainer
+
+def _deep_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
-def finetune(base_checkpoint: str | os.PathLike, stores, out_dir: str | os.PathLike, cfg: FinetuneConfig,
-             heads: list[tuple[int, int]] | None = None, selection_json: str | None = None) -> dict:
-    """Finetune the base checkpoint on ``stores`` (EpisodeStores of the task) and export to ``out_dir``."""
-    import jax
-    import jax.numpy as jnp
+class Trainer:
+    """Holds the split parameter trees, optimizer, mesh and the jitted step for one run."""
 
-    from robosteer_assets.vla import model as M
-    from robosteer_assets.vla.checkpoint import load_checkpoint, merge_params, save_checkpoint
-    from robosteer_assets.vla.transforms import make_training_batch
-    from robosteer_assets.training.data import ChunkSampler
+    def __init__(self, cfg: TrainConfig, base, heads=None, devices=None):
+        import jax
+        import jax.numpy as jnp
+        from jax.sharding import NamedSharding, PartitionSpec as P
+
+        from robosteer_assets.training.optimizer import full_mask_tree, mask_aware_optimizer, make_schedule
+        from robosteer_assets.vla import model as M
+        from robosteer_assets.vla.checkpoint import merge_params
+
+        self.cfg, self.base = cfg, base
+        heads = [tuple(int(x) for x in h) for h in heads or []]
+        if cfg.method in ("steering", "steering_full") and not heads:
+            raise ValueError(f"{cfg.method} finetuning needs the selected heads (materialize selected_heads); "
+                             f"found none")
+        self.heads = heads
+        self.lcfg = T.lora_config(base.cfg, cfg.method, cfg.lora_rank, cfg.full_lora_init_b)
+        flat = M.flatten(merge_params(base.params, M.init_params(self.lcfg, cfg.seed), missing_regex=".*lora.*"))
+        self.train_paths = sorted(p for p in flat if T.is_trainable(p, cfg.method))
+        if not self.train_paths:
+            raise ValueError(f"{cfg.method}: no trainable parameters in {base.cfg.name}")
+        frozen_dtype = jnp.bfloat16 if base.cfg.dtype == "bfloat16" else jnp.float32
+        self.n_trainable = T.trainable_count(flat, cfg.method, self.lcfg, heads or None)
+        self.n_total = int(sum(np.prod(v.shape) for v in flat.values()))
+        self.mesh = make_mesh(cfg.fsdp_devices, devices)
+        n_dev = self.mesh.devices.size
+        if cfg.batch_size % n_dev:
+            raise ValueError(f"TrainConfig.batch_size={cfg.batch_size} must be divisible by the device count {n_dev}")
+        train_np = M.unflatten({p: np.asarray(flat[p], np.float32) for p in self.train_paths})
+        frozen_np = M.unflatten({p: np.asarray(v).astype(frozen_dtype) for p, v in flat.items()
+                                 if p not in set(self.train_paths)})
+        fs, mb = cfg.fsdp_devices, cfg.fsdp_min_bytes
+        self.train_sh = tree_shardings(self.mesh, train_np, fs, mb)
+        self.frozen_sh = tree_shardings(self.mesh, frozen_np, fs, mb)
+        self.repl = NamedSharding(self.mesh, P())
+        self.data_sh = NamedSharding(self.mesh, P(("batch", "fsdp")))
+        masks = T.head_masks(self.lcfg, heads, cfg.method) if cfg.method != "full_lora" else {}
+        self.mask_tree = full_mask_tree(train_np, masks) if masks else None
+        self.tx = mask_aware_optimizer(cfg.optimizer, cfg.schedule, self.mask_tree)
+        self.lr = make_schedule(cfg.schedule)
+        opt_shape = jax.eval_shape(self.tx.init, train_np)
+        self.opt_sh = tree_shardings(self.mesh, opt_shape, fs, mb)
+        self.frozen = jax.device_put(frozen_np, self.frozen_sh)
+        self.train_init = train_np
+        lcfg, tx, mask_tree, remat = self.lcfg, self.tx, self.mask_tree, cfg.remat
+        key = jax.random.key(cfg.seed)
+
+        def loss_fn(tr, frozen, obs, actions, rng):
+            return M.compute_loss(lcfg, _deep_merge(frozen, tr), obs, actions, rng, train=True, remat=remat).mean()
+
+        def step(tr, opt, frozen, obs, actions, i):
+            loss, grads = jax.value_and_grad(loss_fn)(tr, frozen, obs, actions, jax.random.fold_in(key, i))
+            if mask_tree is not None:
+                from robosteer_assets.training.optimizer import apply_masks
+
+                gnorm = optax_global_norm(apply_masks(grads, mask_tree))
+            else:
+                gnorm = optax_global_norm(grads)
+            updates, opt = tx.update(grads, opt, tr)
+            tr = jax.tree_util.tree_map(lambda a, u: (a + u).astype(a.dtype), tr, updates)
+            return tr, opt, {"loss": loss, "grad_norm": gnorm}
+
+        self._step = jax.jit(step, in_shardings=(self.train_sh, self.opt_sh, self.frozen_sh, self.data_sh,
+                                                 self.data_sh, self.repl),
+                             out_shardings=(self.train_sh, self.opt_sh, self.repl), donate_argnums=(0, 1))
+        self._init_opt = jax.jit(tx.init, in_shardings=(self.train_sh,), out_shardings=self.opt_sh)
+
+    def initial_state(self):
+        import jax
+
+        tr = jax.device_put(self.train_init, self.train_sh)
+        return tr, self._init_opt(tr)
+
+    def abstract_state(self):
+        import jax
+
+        def sds(x, s):
+            return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s)
+
+        tr = jax.tree_util.tree_map(sds, jax.eval_shape(lambda: self.train_init), self.train_sh)
+        opt = jax.tree_util.tree_map(sds, jax.eval_shape(self.tx.init, self.train_init), self.opt_sh)
+        return {"params": tr, "opt_state": opt}
+
+    def put_batch(self, obs, actions):
+        import jax
+
+        return jax.device_put(obs, self.data_sh), jax.device_put(np.asarray(actions, np.float32), self.data_sh)
+
+    def step(self, tr, opt, obs, actions, i: int):
+        import jax.numpy as jnp
+
+        return self._step(tr, opt, self.frozen, obs, actions, jnp.int32(i))
+
+    def lower_step(self, obs, actions):
+        """The lowered step for ``cost/memory_analysis`` (benchmarks)."""
+        import jax
+        import jax.numpy as jnp
+
+        a = self.abstract_state()
+        return self._step.lower(a["params"], a["opt_state"], self.frozen, obs, actions, jnp.int32(0))
+
+    def final_flat(self, tr) -> dict:
+        import jax
+
+        from robosteer_assets.vla import model as M
+
+        out = {p: np.asarray(v, np.float32) for p, v in M.flatten(jax.device_get(self.frozen)).items()}
+        out.update({p: np.asarray(v) for p, v in M.flatten(jax.device_get(tr)).items()})
+        return out
+
+
+def optax_global_norm(tree):
+    import optax
+
+    return optax.global_norm(tree)
+
+
+# ----------------------------------------------------------------------------- resume state
+
+class TrainState:
+    """orbax CheckpointManager of {params, opt_state} + JSON meta {step, data seed/position, losses, ...}."""
+
+    def __init__(self, directory: Path, fingerprint: str, save_interval: int):
+        import orbax.checkpoint as ocp
+
+        self.dir, self.fingerprint = Path(directory), fingerprint
+        meta = self._meta_file()
+        if self.dir.exists() and (not meta.exists() or json.loads(meta.read_text()).get("fingerprint") != fingerprint):
+            log.warning("%s: training state of a different run (config / base / heads changed); starting fresh",
+                        self.dir)
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if not meta.exists():
+            meta.write_text(json.dumps({"fingerprint": fingerprint, "format": STATE_FORMAT}))
+        self.mngr = ocp.CheckpointManager(self.dir.resolve(), options=ocp.CheckpointManagerOptions(
+            max_to_keep=1, create=True, enable_async_checkpointing=True))
+
+    def _meta_file(self) -> Path:
+        return self.dir / "run.json"
+
+    def latest(self) -> int | None:
+        return self.mngr.latest_step()
+
+    def save(self, step: int, tr, opt, meta: dict) -> None:
+        import orbax.checkpoint as ocp
+
+        self.mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave({"params": tr, "opt_state": opt}),
+                                                     meta=ocp.args.JsonSave(meta)), force=True)
+
+    def restore(self, step: int, abstract: dict):
+        import orbax.checkpoint as ocp
+
+        r = self.mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
+                                                            meta=ocp.args.JsonRestore()))
+        return r["state"]["params"], r["state"]["opt_state"], r["meta"]
+
+    def close(self) -> None:
+        self.mngr.wait_until_finished()
+        self.mngr.close()
+
+
+# ----------------------------------------------------------------------------- the run
+
+def train(cfg: TrainConfig, base, stores, heads=None, state_dir: str | os.PathLike | None = None,
+          devices=None, base_checkpoint: str | os.PathLike | None = None) -> dict:
+    """Run (or resume) the training loop. Returns {trainer, final_flat, losses, log_rows, norm_stats,
+    resumed_from, step_times}."""
+    from robosteer_assets.training.data import ChunkDataset, DataConfig, model_batch, resolve_norm_stats
+
+    trainer = Trainer(cfg, base, heads, devices)
+    norm_stats = resolve_norm_stats(DataConfig(cfg.norm_stats), base.norm_stats, stores)
+    data = ChunkDataset(stores, trainer.lcfg.action_horizon, cfg.batch_size, cfg.seed)
+    log.info("%s finetuning of %s: %d trainable leaves, %s of %s parameters can change, heads %s, %d devices "
+             "(fsdp %d), %d examples", cfg.method, base.cfg.name, len(trainer.train_paths),
+             f"{trainer.n_trainable:,}", f"{trainer.n_total:,}", trainer.heads or "all", trainer.mesh.devices.size,
+             cfg.fsdp_devices, len(data))
+    fp = cfg.fingerprint(str(base_checkpoint or base.path), trainer.heads)
+    state = TrainState(Path(state_dir), fp, cfg.save_interval) if state_dir is not None else None
+    start, losses, log_rows, resumed_from = 0, [], [], None
+    tr, opt = None, None
+    if state is not None and state.latest() is not None:
+        resumed_from = int(state.latest())
+        tr, opt, meta = state.restore(resumed_from, trainer.abstract_state())
+        if meta.get("data_seed") != cfg.seed or int(meta["step"]) != resumed_from:
+            raise ValueError(f"{state.dir}: inconsistent training state (meta {meta}, step {resumed_from})")
+        start, losses, log_rows = resumed_from, list(meta["losses"]), list(meta["log_rows"])
+        log.info("%s: resumed from step %d of %d", cfg.method, start, cfg.steps)
+    if tr is None:
+        tr, opt = trainer.initial_state()
+    step_times, window = [], []
+    try:
+        for i in range(start, cfg.steps):
+            raise_if_cancelled(f"{cfg.method} finetuning")
+            obs, acts = trainer.put_batch(*model_batch(trainer.lcfg, base.tokenizer, norm_stats, data.batch_at(i)))
+            ts = time.monotonic()
+            tr, opt, info = trainer.step(tr, opt, obs, acts, i)
+            loss, gnorm = float(info["loss"]), float(info["grad_norm"])
+            dt = time.monotonic() - ts
+            step_times.append(dt)
+            losses.append(loss)
+            window.append((loss, gnorm, dt))
+            done = i + 1
+            if done % cfg.log_interval == 0 or i == start or done == cfg.steps:
+                w = np.array(window)
+                row = {"step": done, "loss": float(w[:, 0].mean()), "grad_norm": float(w[:, 1].mean()),
+                       "lr": float(trainer.lr(i)), "step_s": float(np.median(w[:, 2]))}
+                log_rows.append(row)
+                window = []
+                log.info("%s step %d/%d: loss=%.4f grad_norm=%.4f lr=%.3g step=%.3fs", cfg.method, done, cfg.steps,
+                         row["loss"], row["grad_norm"], row["lr"], row["step_s"])
+            if state is not None and (done % cfg.save_interval == 0 or done == cfg.steps):
+                state.save(done, tr, opt, {"step": done, "data_seed": cfg.seed, "data_position": done * cfg.batch_size,
+                                           "losses": losses, "log_rows": log_rows, "fingerprint": fp})
+    finally:
+        if state is not None:
+            state.close()
+    return {"trainer": trainer, "final_flat": trainer.final_flat(tr), "losses": losses, "log_rows": log_rows,
+            "norm_stats": norm_stats, "resumed_from": resumed_from, "step_times": step_times}
+
+
+def default_state_dir(out_dir: str | os.PathLike) -> Path:
+    out = Path(out_dir)
+    return out.parent / f".{out.name}.train_state"
+
+
+def finetune(base_checkpoint: str | os.PathLike, stores, out_dir: str | os.PathLike, cfg: TrainConfig,
+             heads: list[tuple[int, int]] | None = None, selection_json: str | None = None, devices=None) -> dict:
+    """Finetune the base checkpoint on ``stores`` (the task's EpisodeStores) with ``cfg.method``, resuming
+    from the training state if one of the same run exists, and export the merged checkpoint to ``out_dir``."""
+    from robosteer_assets.training.export import export_checkpoint
+    from robosteer_assets.vla.checkpoint import load_checkpoint
 
     t0 = time.monotonic()
-    if cfg.method == "steering" and not heads:
-        raise ValueError("steering finetuning needs the selected heads (materialize selected_heads)")
     base = load_checkpoint(base_checkpoint)
-    lcfg = T.lora_config(base.cfg, cfg.method, cfg.lora_rank)
-    params = merge_params(base.params, M.init_params(lcfg, cfg.seed), missing_regex=".*lora.*")
-    flat = {p: jnp.asarray(v, jnp.float32) for p, v in M.flatten(params).items()}
-    train_keys = sorted(p for p in flat if T.is_trainable(p, cfg.method))
-    trainable = {p: flat[p] for p in train_keys}
-    frozen = {p: v for p, v in flat.items() if p not in trainable}
-    masks = {p: jnp.asarray(m) for p, m in T.head_masks(lcfg, heads).items() if p in trainable} \
-        if cfg.method == "steering" else {}
-    tx = mask_aware_optimizer(cfg, masks)
-    opt = tx.init(trainable)
-    n_train = T.trainable_count({p: v for p, v in flat.items()}, cfg.method, lcfg, heads)
-    log.info("%s finetuning of %s: %d trainable leaves, %s changeable parameters, heads %s", cfg.method, base.cfg.name,
-             len(trainable), f"{n_train:,}", heads)
-
-    def loss_fn(tr, obs, actions, rng):
-        p = M.unflatten({**frozen, **tr})
-        return M.compute_loss(lcfg, p, obs, actions, rng).mean()
-
-    @jax.jit
-    def step(tr, opt, obs, actions, rng):
-        loss, grads = jax.value_and_grad(loss_fn)(tr, obs, actions, rng)
-        updates, opt = tx.update(grads, opt, tr)
-        tr = jax.tree_util.tree_map(lambda a, u: a + u, tr, updates)
-        return tr, opt, loss
-
-    sampler = ChunkSampler(stores, lcfg.action_horizon, cfg.seed)
-    key = jax.random.key(cfg.seed)
-    losses, step_times = [], []
-    for i in range(cfg.steps):
-        raise_if_cancelled(f"{cfg.method} finetuning")
-        images, state, chunks, prompts = sampler.batch(cfg.batch_size)
-        obs, acts = make_training_batch(lcfg, base.tokenizer, base.norm_stats, images, state, prompts, chunks)
-        ts = time.monotonic()
-        trainable, opt, loss = step(trainable, opt, obs, acts, jax.random.fold_in(key, i))
-        losses.append(float(loss))
-        step_times.append(time.monotonic() - ts)
-        if (i + 1) % cfg.log_interval == 0 or i == 0:
-            log.info("%s step %d/%d loss %.4f (%.3f s/step)", cfg.method, i + 1, cfg.steps,
-                     float(np.mean(losses[-cfg.log_interval:])), float(np.median(step_times[-cfg.log_interval:])))
-    final = {p: np.asarray(v) for p, v in {**frozen, **trainable}.items()}
-    merged = merge_lora(lcfg, final)
-    adapters = {p: v for p, v in final.items() if "lora" in p}
-    extra = {"kind": f"robotic_steering:{cfg.method}", "base_checkpoint": str(base_checkpoint),
-             "train_config": asdict(cfg), "heads": [list(h) for h in heads or []],
-             "trainable_parameters": int(n_train), "final_loss": float(np.mean(losses[-max(1, cfg.log_interval):]))}
-    tok = Path(base_checkpoint) / "assets" / "tokenizer.model"
-    out_dir = Path(out_dir)
-    save_checkpoint(out_dir, base.cfg, M.unflatten(merged), base.norm_stats, asset_id=base.asset_id,
-                    tokenizer_path=tok if tok.is_file() else None, extra=extra)
-    buf = out_dir / "adapters.npz"
-    np.savez(buf, **{p.replace("/", "__"): v for p, v in adapters.items()})
-    write_text_atomic(out_dir / "train_config.json", json.dumps(asdict(cfg), indent=2))
-    write_text_atomic(out_dir / "loss_curve.json", json.dumps(losses))
-    if selection_json:
-        write_text_atomic(out_dir / "selected_heads.json", selection_json)
-    return {**extra, "steps": cfg.steps, "step_s_median": float(np.median(step_times[1:] or step_times)),
+    state_dir = Path(cfg.train_state_dir) if cfg.train_state_dir else default_state_dir(out_dir)
+    run = train(cfg, base, stores, heads, state_dir, devices, base_checkpoint)
+    trainer, losses = run["trainer"], run["losses"]
+    tail = losses[-max(1, min(cfg.log_interval, len(losses))):] if losses else [float("nan")]
+    if selection_json is None and trainer.heads:
+        selection_json = json.dumps({"heads": [list(h) for h in trainer.heads]})
+    extra = {"kind": f"robotic_steering:{cfg.method}", "method": cfg.method, "base_checkpoint": str(base_checkpoint),
+             "train_config": cfg.to_dict(), "heads": [list(h) for h in trainer.heads],
+             "trainable_parameters": int(trainer.n_trainable), "total_parameters": trainer.n_total,
+             "final_loss": float(np.mean(tail)), "steps": cfg.steps}
+    export_checkpoint(out_dir, base, trainer.lcfg, run["final_flat"], run["norm_stats"], train_config=cfg.to_dict(),
+                      losses=losses, log_rows=run["log_rows"], extra=extra, selection_json=selection_json)
+    if not cfg.keep_train_state:
+        shutil.rmtree(state_dir, ignore_errors=True)
+    st = run["step_times"]
+    return {**{k: v for k, v in extra.items() if k != "train_config"},
+            "resumed_from": run["resumed_from"],
+            "step_s_median": float(np.median(st[1:] or st)) if st else None,
             "wall_s": round(time.monotonic() - t0, 1), "path": str(out_dir)}
 
 
 def run_step(spec: dict, logger) -> dict:
-    """dagster-pipes entry: spec = {method, base_checkpoint, store, selected_heads, out, steps, batch_size, ...}."""
+    """dagster-pipes entry. ``spec``: {method, base_checkpoint, store (episodes.zarr path or list of them),
+    selected_heads (path of selected_heads.json; steering methods), out, and TrainConfig fields (flat or
+    nested)}."""
     from robosteer_assets.droid.store import EpisodeStore
-    from robosteer_assets.steering.selection import SelectionResult
 
-    fields = {f for f in FinetuneConfig.__dataclass_fields__}
-    cfg = FinetuneConfig(**{k: v for k, v in spec.items() if k in fields})
+    for key in ("base_checkpoint", "store", "out"):
+        if key not in spec:
+            raise ValueError(f"finetune spec: missing {key!r} (expected base_checkpoint, store, out, method, ...)")
+    cfg = TrainConfig.from_dict(spec)
     heads, sel_text = None, None
-    if cfg.method == "steering":
-        sel_text = Path(spec["selected_heads"]).read_text()
-        heads = SelectionResult.from_json(sel_text).heads
-    logger.info("finetuning (%s) from %s", cfg.method, spec["base_checkpoint"])
-    return finetune(spec["base_checkpoint"], [EpisodeStore.open(spec["store"])], spec["out"], cfg, heads, sel_text)
+    if cfg.method in ("steering", "steering_full"):
+        sel_path = spec.get("selected_heads")
+        if not sel_path or not Path(sel_path).is_file():
+            raise FileNotFoundError(f"finetune spec: selected_heads: {sel_path!r} not found (materialize "
+                                    f"selected_heads first)")
+        sel_text = Path(sel_path).read_text()
+        try:  # a steering.selection.SelectionResult JSON; only its "heads" [[layer, head], ...] are needed
+            heads = [(int(h[0]), int(h[1])) for h in json.loads(sel_text)["heads"]]
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise ValueError(f"{sel_path}: expected a selected_heads JSON with 'heads': [[layer, head], ...] "
+                             f"({type(e).__name__}: {e})") from None
+    stores_spec = spec["store"] if isinstance(spec["store"], list) else [spec["store"]]
+    stores = [EpisodeStore.open(s) for s in stores_spec]
+    logger.info("finetuning (%s, %d steps, batch %d) from %s", cfg.method, cfg.steps, cfg.batch_size,
+                spec["base_checkpoint"])
+    return finetune(spec["base_checkpoint"], stores, spec["out"], cfg, heads, sel_text)
+
+
+__all__ = ["FinetuneConfig", "TrainConfig", "Trainer", "TrainState", "default_state_dir", "finetune", "fsdp_spec",
+           "make_mesh", "merge_lora", "run_step", "train", "replace"]
