@@ -411,14 +411,15 @@ def embed_suffix(cfg: Pi0Config, params: Params, obs: Observation, x_t, t):
 # ----------------------------------------------------------------------------- transformer
 
 def transformer(cfg: Pi0Config, p_llm: Params, embeds, attn_mask, positions, cond=(None, None), kv_cache=None,
-                capture_index=None, head_noise=None, noise_rng=None, attention_heads=None, remat=False):
+                capture_index=None, head_noise=None, noise_rng=None, capture_attention=False, remat=False):
     """The Gemma stack with two experts in one joint attention per layer.
 
     ``embeds`` = [prefix tokens | None, suffix tokens | None] (a None expert is
     skipped); ``attn_mask`` [B, T, S] (S includes the cache); ``positions`` [B, T];
     ``kv_cache`` ([L,B,S0,K,H], [L,B,S0,K,H]) or None. ``capture_index`` [B] (index
     into the joint query sequence) returns every layer's per-head attention output
-    at that token, before ``attn_vec_einsum``: [B, L, N, H]. ``head_noise`` [L, N]:
+    at that token, before ``attn_vec_einsum``: [B, L, N, H] (with ``capture_attention``
+    also that token's attention probabilities [B, L, N, S]). ``head_noise`` [L, N]:
     std of Gaussian noise added to each head's output (CMA ablation).
     Returns (outputs per expert after the final norms, (k, v) per layer, captured).
     """
@@ -463,7 +464,7 @@ def transformer(cfg: Pi0Config, p_llm: Params, embeds, attn_mask, positions, con
         captured = None
         if capture_index is not None:
             captured = jnp.take_along_axis(enc, capture_index[:, None, None, None], axis=1)[:, 0]
-            if attention_heads is not None:
+            if capture_attention:
                 pr = probs.reshape(B, N, T, -1)
                 pr = jnp.take_along_axis(pr, capture_index[:, None, None, None], axis=2)[:, :, 0]
                 captured = (captured, pr)
@@ -502,6 +503,31 @@ def transformer(cfg: Pi0Config, p_llm: Params, embeds, attn_mask, positions, con
 
 # ----------------------------------------------------------------------------- model functions
 
+def _check_shape(what: str, x, want: tuple[int, ...]) -> None:
+    if tuple(x.shape) != tuple(want):
+        raise ValueError(f"{what}: expected shape {tuple(want)}, found {tuple(x.shape)}")
+
+
+def check_observation(cfg: Pi0Config, obs: Observation) -> None:
+    """Shape checks (static, so free under jit) with errors naming the field: the three image
+    keys at the config's resolution, per-image masks [B], state [B, action_dim], prompt and
+    mask [B, L]."""
+    B = obs.state.shape[0] if obs.state.ndim else None
+    _check_shape("observation.state", obs.state, (B, cfg.action_dim))
+    S = cfg.vision.resolution
+    missing = [k for k in IMAGE_KEYS if k not in obs.images or k not in obs.image_masks]
+    if missing:
+        raise ValueError(f"observation.images / image_masks: keys {missing} missing; expected all of {IMAGE_KEYS}")
+    for k in IMAGE_KEYS:
+        _check_shape(f"observation.images[{k!r}]", obs.images[k], (B, S, S, 3))
+        _check_shape(f"observation.image_masks[{k!r}]", obs.image_masks[k], (B,))
+    tp = obs.tokenized_prompt
+    if tp.ndim != 2 or tp.shape[0] != B:
+        raise ValueError(f"observation.tokenized_prompt: expected shape ({B}, L), found {tuple(tp.shape)}")
+    _check_shape("observation.tokenized_prompt_mask", obs.tokenized_prompt_mask, tuple(tp.shape))
+
+
+
 def _joint(cfg, params, obs, x_t, t):
     prefix, p_mask, p_ar = embed_prefix(cfg, params, obs)
     suffix, s_mask, s_ar, cond = embed_suffix(cfg, params, obs, x_t, t)
@@ -526,9 +552,13 @@ def compute_loss(cfg: Pi0Config, params: Params, obs: Observation, actions, rng,
     is not applied here.
     """
     del train
+    check_observation(cfg, obs)
+    B = obs.state.shape[0]
+    _check_shape("compute_loss actions", actions, (B, cfg.action_horizon, cfg.action_dim))
+    if head_noise is not None:
+        _check_shape("compute_loss head_noise", head_noise, (cfg.num_layers, cfg.num_heads))
     noise_rng, time_rng, hn_rng = jax.random.split(rng, 3)
     actions = actions.astype(jnp.float32)
-    B = actions.shape[0]
     eps = jax.random.normal(noise_rng, actions.shape)
     t = jax.random.beta(time_rng, 1.5, 1.0, (B,)) * 0.999 + 0.001
     x_t = t[:, None, None] * eps + (1 - t[:, None, None]) * actions
@@ -542,10 +572,12 @@ def compute_loss(cfg: Pi0Config, params: Params, obs: Observation, actions, rng,
 
 def sample_actions(cfg: Pi0Config, params: Params, obs: Observation, noise=None, rng=None, num_steps: int = 10):
     """Euler integration of the flow from t = 1 (noise) to t = 0 with a prefix KV cache: [B, T_a, A]."""
+    check_observation(cfg, obs)
     B = obs.state.shape[0]
     if noise is None:
         noise = jax.random.normal(rng if rng is not None else jax.random.key(0),
                                   (B, cfg.action_horizon, cfg.action_dim))
+    _check_shape("sample_actions noise", noise, (B, cfg.action_horizon, cfg.action_dim))
     p_llm = params["PaliGemma"]["llm"]
     prefix, p_mask, p_ar = embed_prefix(cfg, params, obs)
     p_attn = make_attn_mask(p_mask, p_ar)
@@ -569,7 +601,7 @@ def sample_actions(cfg: Pi0Config, params: Params, obs: Observation, noise=None,
 
 
 def capture_heads(cfg: Pi0Config, params: Params, obs: Observation, position: str = "first_suffix", noise=None,
-                  time: float = 1.0, return_attention: bool = False):
+                  time: float = 1.0, return_attention: bool = False, attention_heads=None):
     """Per-head attention outputs (before the output projection) of every LLM layer at one
     token position, in one forward: [B, L, N, H] (f32).
 
@@ -578,29 +610,44 @@ def capture_heads(cfg: Pi0Config, params: Params, obs: Observation, position: st
     token at x_t = ``noise`` and ``time`` (default: N(0,1) noise from key 0, t = 1, i.e.
     the first sampling step). ``last_prefix``: the last valid prefix token of each example
     (a prefix-only pass gives the same values, since the prefix never attends the suffix).
-    With ``return_attention`` also the attention probabilities of that token: [B, L, N, S].
+
+    Attention probabilities of that token (f32, over the S keys of the joint sequence) come
+    back as a second output: with ``return_attention`` for every head, [B, L, N, S]; with
+    ``attention_heads`` = a sequence of (layer, head) pairs for those heads only, [B, len, S].
     """
     if position not in POSITIONS:
         raise ValueError(f"capture position: expected one of {POSITIONS}, found {position!r}")
+    heads = None
+    if attention_heads is not None:
+        heads = np.asarray(attention_heads, dtype=np.int64).reshape(-1, 2)
+        L, N = cfg.num_layers, cfg.num_heads
+        if len(heads) == 0 or (heads < 0).any() or (heads[:, 0] >= L).any() or (heads[:, 1] >= N).any():
+            raise ValueError(f"capture_heads attention_heads: expected (layer, head) pairs with layer < {L} and "
+                             f"head < {N}, found {attention_heads!r}")
+    want_att = return_attention or heads is not None
+    check_observation(cfg, obs)
     B = obs.state.shape[0]
     p_llm = params["PaliGemma"]["llm"]
-    att = True if return_attention else None
     if position == "last_prefix":
         prefix, p_mask, p_ar = embed_prefix(cfg, params, obs)
         idx = p_mask.shape[1] - 1 - jnp.argmax(p_mask[:, ::-1], axis=1)
         _, _, cap = transformer(cfg, p_llm, [prefix, None], make_attn_mask(p_mask, p_ar),
-                                jnp.cumsum(p_mask, axis=1) - 1, capture_index=idx, attention_heads=att)
+                                jnp.cumsum(p_mask, axis=1) - 1, capture_index=idx, capture_attention=want_att)
     else:
         if noise is None:
             noise = jax.random.normal(jax.random.key(0), (B, cfg.action_horizon, cfg.action_dim))
+        _check_shape("capture_heads noise", noise, (B, cfg.action_horizon, cfg.action_dim))
         t = jnp.full((B,), time, jnp.float32)
         prefix, suffix, cond, attn, positions, _ = _joint(cfg, params, obs, noise, t)
         idx = jnp.full((B,), prefix.shape[1], jnp.int32)
         _, _, cap = transformer(cfg, p_llm, [prefix, suffix], attn, positions, cond=(None, cond),
-                                capture_index=idx, attention_heads=att)
-    if return_attention:
-        return cap[0].astype(jnp.float32), cap[1].astype(jnp.float32)
-    return cap.astype(jnp.float32)
+                                capture_index=idx, capture_attention=want_att)
+    if not want_att:
+        return cap.astype(jnp.float32)
+    enc, probs = cap[0].astype(jnp.float32), cap[1].astype(jnp.float32)
+    if heads is not None:
+        probs = probs[:, heads[:, 0], heads[:, 1]]
+    return enc, probs
 
 
 # ----------------------------------------------------------------------------- jitted entry points
