@@ -37,12 +37,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from robosteer_assets.vla.augment import AugmentConfig, augment_observation
 from robosteer_assets.vla.config import IMAGE_KEYS, LoRAConfig, Pi0Config
 from robosteer_assets.vla.observation import Observation
 
 Params = dict[str, Any]
 BIG_NEG = -2.3819763e38
 POSITIONS = ("first_suffix", "last_prefix")
+_AUGMENT_STREAM = 0x617567  # fold_in tag: the augmentation key is independent of noise / time
 
 
 # ----------------------------------------------------------------------------- parameter tree
@@ -543,21 +545,24 @@ def _velocity(cfg, params, out1):
 
 
 def compute_loss(cfg: Pi0Config, params: Params, obs: Observation, actions, rng, train: bool = False,
-                 head_noise=None, remat: bool = False):
+                 head_noise=None, remat: bool = False, augment: AugmentConfig | None = None):
     """Flow-matching loss per (example, action step): [B, T_a] (openpi_facts §3.7).
 
     t = Beta(1.5, 1) * 0.999 + 0.001 (t = 1 is noise), x_t = t eps + (1 - t) a,
     target u = eps - a, loss = mean over action dims of (v_t - u)^2 (padded dims
-    included, as openpi). ``train`` is accepted for API parity; image augmentation
-    is not applied here.
+    included, as openpi). With ``train=True`` and an ``augment`` config the images are
+    augmented first (``vla.augment``: openpi's crop / rotate / colour jitter, keyed by
+    ``rng``); ``train`` alone changes nothing (openpi always augments in training — here
+    the caller opts in). ``remat`` recomputes each layer in the backward (less memory).
     """
-    del train
     check_observation(cfg, obs)
     B = obs.state.shape[0]
     _check_shape("compute_loss actions", actions, (B, cfg.action_horizon, cfg.action_dim))
     if head_noise is not None:
         _check_shape("compute_loss head_noise", head_noise, (cfg.num_layers, cfg.num_heads))
     noise_rng, time_rng, hn_rng = jax.random.split(rng, 3)
+    if train and augment is not None:
+        obs = augment_observation(jax.random.fold_in(rng, _AUGMENT_STREAM), obs, augment)
     actions = actions.astype(jnp.float32)
     eps = jax.random.normal(noise_rng, actions.shape)
     t = jax.random.beta(time_rng, 1.5, 1.0, (B,)) * 0.999 + 0.001
