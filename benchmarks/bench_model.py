@@ -1,6 +1,7 @@
 """Model benchmark (issue 10): capture overhead (forward with per-head capture /
 forward without, same batch; target <= 1.05), tiny configs' forward and train-step
-time at batch 8 and 32, parameter counts; ``--gpu``: the real pi0 config forward in
+time at batch 8 and 32 (train step = value_and_grad + optax adamw; compute_loss's default
+remat, and without it for comparison), parameter counts; ``--gpu``: the real pi0 config forward in
 bf16 with random weights, time and memory (run it on a GPU machine).
 
     .venv/bin/python benchmarks/bench_model.py [--quick] [--gpu]
@@ -58,13 +59,13 @@ def forward_fns(cfg):
     return jax.jit(lambda p, o, x: fwd(p, o, x, False)), jax.jit(lambda p, o, x: fwd(p, o, x, True))
 
 
-def train_step_fn(cfg, params):
+def train_step_fn(cfg, params, remat=True):
     tx = optax.adamw(1e-4)
     opt = tx.init(params)
 
     @jax.jit
     def step(p, s, obs, a, rng):
-        loss, g = jax.value_and_grad(lambda p: M.compute_loss(cfg, p, obs, a, rng).mean())(p)
+        loss, g = jax.value_and_grad(lambda p: M.compute_loss(cfg, p, obs, a, rng, remat=remat).mean())(p)
         u, s = tx.update(g, s, p)
         return optax.apply_updates(p, u), s, loss
 
@@ -103,7 +104,7 @@ def main() -> int:
     names = ("pi0_tiny",) if args.quick else ("pi0_tiny", "pi05_tiny")
     batches = (8,) if args.quick else (8, 32)
     print(f"{'config':<10} {'params':>10} {'B':>3} {'forward ms':>11} {'fwd+capture ms':>15} {'overhead':>9} "
-          f"{'train step s':>13}")
+          f"{'train step s':>13} {'no remat s':>11}")
     for name in names:
         cfg = get_config(name)
         params = jax.tree_util.tree_map(jnp.asarray, M.init_params(cfg, 0))
@@ -115,9 +116,11 @@ def main() -> int:
             t_c = timeit(fwd_cap, params, obs, x)
             step, opt = train_step_fn(cfg, params)
             t_s = timeit(lambda p, s: step(p, s, obs, x, jax.random.key(2)), params, opt, reps=3)
+            step_nr, opt_nr = train_step_fn(cfg, params, remat=False)
+            t_nr = timeit(lambda p, s: step_nr(p, s, obs, x, jax.random.key(2)), params, opt_nr, reps=3)
             results[(name, B)] = (t_f, t_c, t_s)
             print(f"{name:<10} {M.param_count(params):>10,} {B:>3} {t_f * 1e3:>11.1f} {t_c * 1e3:>15.1f} "
-                  f"{t_c / t_f:>9.3f} {t_s:>13.3f}")
+                  f"{t_c / t_f:>9.3f} {t_s:>13.3f} {t_nr:>11.3f}")
     t_f, t_c, t_s = results[("pi0_tiny", 8)]
     tail = f" train_step_b32_s={results[('pi0_tiny', 32)][2]:.3f}" if ("pi0_tiny", 32) in results else ""
     print(f"RESULT capture_overhead={t_c / t_f:.3f} train_step_b8_s={t_s:.3f} forward_b8_ms={t_f * 1e3:.1f}"
