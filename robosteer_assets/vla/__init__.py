@@ -2,8 +2,9 @@
 
 Modules: ``config`` (``Pi0Config``, presets, openpi's Gemma / SigLIP variant names),
 ``observation`` (the ``Observation`` pytree), ``model`` (the forward as functions over
-a plain nested dict with openpi's exact parameter paths), and the I/O side:
-``checkpoint``, ``tokenizer``, ``normalize``, ``transforms``, ``policy``.
+a plain nested dict with openpi's exact parameter paths), ``nnx_model`` (``Pi0``, an NNX
+module whose state is that same tree), ``augment`` (openpi's training image augmentation),
+and the I/O side: ``checkpoint``, ``tokenizer``, ``normalize``, ``transforms``, ``policy``.
 Nothing is imported here, so ``import robosteer_assets.vla.config`` stays light.
 
 Python API::
@@ -36,6 +37,10 @@ Python API::
     loss = M.compute_loss(cfg, params, obs, actions_B_Ta_A, jax.random.key(0)).mean()
     grads = jax.grad(lambda p: M.compute_loss(cfg, p, obs, actions_B_Ta_A, jax.random.key(0)).mean())(params)
 
+    # with openpi's training augmentation (crop / rotate / colour jitter), opt-in:
+    from robosteer_assets.vla.augment import AugmentConfig
+    loss_aug = M.compute_loss(cfg, params, obs, actions_B_Ta_A, jax.random.key(0), train=True, augment=AugmentConfig())
+
     # 5. sampling: 10 Euler steps from t = 1 (noise) with a prefix KV cache: [B, T_a, A]
     actions = M.sample_actions(cfg, params, obs, noise=noise_B_Ta_A)        # or rng=jax.random.key(1)
     sample = M.jitted(cfg, "sample_actions", num_steps=10)                  # cached jax.jit per config
@@ -50,6 +55,12 @@ Python API::
     # 7. CMA-style ablation: Gaussian noise of std head_noise[l, n] on each head's output
     std = jnp.zeros((cfg.num_layers, cfg.num_heads)).at[1, 5].set(1.0)
     noisy = M.compute_loss(cfg, params, obs, actions_B_Ta_A, jax.random.key(0), head_noise=std)
+
+The same as an NNX module (``nnx.split`` / ``nnx.Optimizer`` work; state paths = openpi's)::
+
+    from robosteer_assets.vla.nnx_model import Pi0
+    model = Pi0(cfg, params)
+    loss_nnx = model.compute_loss(obs, actions_B_Ta_A, jax.random.key(0)).mean()
 
 All entry points are jit-friendly with ``cfg`` static (``M.jitted`` caches them).
 """

@@ -8,7 +8,9 @@ from robosteer_assets.vla import config as C
 
 def test_package_docstring_example_runs():
     doc = vla.__doc__
-    block = doc.split("Python API::\n", 1)[1].split("\nAll entry points", 1)[0]
+    api = doc.split("Python API::\n", 1)[1]
+    block, rest = api.split("\nThe same as an NNX module", 1)
+    block += "\n" + rest.split("::\n", 1)[1].split("\nAll entry points", 1)[0]
     code = "\n".join(line[4:] for line in block.splitlines())
     assert 'C.get_config("pi0_tiny")' in code
     code = code.replace('C.get_config("pi0_tiny")', 'C.get_config("pi0_micro")')
@@ -29,4 +31,6 @@ def test_package_docstring_example_runs():
     assert env["att"].shape[:2] == (B, 2)
     noisy = float(env["noisy"].mean())
     assert np.isfinite(noisy) and noisy != float(env["loss"])
+    assert np.isfinite(np.asarray(env["loss_aug"])).all()
+    assert abs(float(env["loss_nnx"]) - float(env["loss"])) < 1e-5
     assert "PaliGemma" in env["shapes"] and env["lcfg"].llm.lora.rank == 8
