@@ -22,6 +22,11 @@ action expert through adaRMS. One joint multi-query attention per layer over
 softmax; GeGLU FFN; RMSNorm (1 + scale). Flow matching with t = 1 noise,
 t = 0 data; sampling runs the prefix once into a KV cache, then 10 Euler steps.
 
+Modules: ``siglip`` (image encoder), ``gemma`` (the two-expert stack, masks, RoPE,
+norms), ``lora`` (the einsums with optional LoRA), ``layers`` (dense, dtype); this module
+holds the parameter tree, prefix / suffix embedding, loss, sampling and head capture, and
+re-exports ``transformer`` / ``make_attn_mask`` / ``embed_image``.
+
 CPU note (jax_cpu_sizing.md): every projection is a 2-D matmul on a flattened
 [B*T, D] activation (the backward of 3-D dot_generals is ~2x slower on XLA:CPU);
 the stored weight shapes are openpi's.
@@ -38,11 +43,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from robosteer_assets.vla.augment import AugmentConfig, augment_observation
-from robosteer_assets.vla.config import IMAGE_KEYS, LoRAConfig, Pi0Config
+from robosteer_assets.vla.config import IMAGE_KEYS, Pi0Config
+from robosteer_assets.vla.gemma import BIG_NEG, make_attn_mask, transformer  # noqa: F401  (re-exported)
+from robosteer_assets.vla.layers import act_dtype as _dt
+from robosteer_assets.vla.layers import dense as _dense
 from robosteer_assets.vla.observation import Observation
+from robosteer_assets.vla.siglip import embed_image
 
 Params = dict[str, Any]
-BIG_NEG = -2.3819763e38
 POSITIONS = ("first_suffix", "last_prefix")
 _AUGMENT_STREAM = 0x617567  # fold_in tag: the augmentation key is independent of noise / time
 
@@ -201,52 +209,6 @@ def init_params(cfg: Pi0Config, seed: int = 0) -> Params:
 
 # ----------------------------------------------------------------------------- building blocks
 
-def _dt(cfg: Pi0Config):
-    return jnp.bfloat16 if cfg.dtype == "bfloat16" else jnp.float32
-
-
-def _dense(x, p, dtype=None):
-    """x [..., I] @ kernel [I, O] + bias, as one 2-D matmul."""
-    k = p["kernel"]
-    dtype = dtype or jnp.result_type(x.dtype, k.dtype)
-    x2 = x.reshape(-1, x.shape[-1]).astype(dtype)
-    y = x2 @ k.astype(dtype) + p["bias"].astype(dtype)
-    return y.reshape(*x.shape[:-1], k.shape[-1])
-
-
-def _layernorm(x, scale, bias, eps=1e-6):
-    xf = x.astype(jnp.float32)
-    mean = xf.mean(-1, keepdims=True)
-    var = ((xf - mean) ** 2).mean(-1, keepdims=True)
-    y = (xf - mean) * jax.lax.rsqrt(var + eps) * scale.astype(jnp.float32) + bias.astype(jnp.float32)
-    return y.astype(x.dtype)
-
-
-def _rmsnorm(x, p, cond):
-    """RMSNorm (stats in f32). Plain: r * (1 + scale). adaRMS (``cond`` given): [s, sh, g] =
-    Dense(cond); r * (1 + s) + sh, returning the gate g. Output cast to the input dtype."""
-    dtype = x.dtype
-    xf = x.astype(jnp.float32)
-    r = xf * jax.lax.rsqrt(jnp.mean(xf * xf, axis=-1, keepdims=True) + 1e-6)
-    if cond is None:
-        scale = p["scale"].astype(dtype)
-        return (r * (1 + scale)).astype(dtype), None
-    mod = _dense(cond, p["Dense_0"], dtype)[:, None, :]
-    s, sh, g = jnp.split(mod, 3, axis=-1)
-    return (r * (1 + s) + sh).astype(dtype), g
-
-
-def _rope(x, positions, max_wavelength=10_000):
-    """RoPE on halves (non-interleaved), in f32. x [B,T,h,H], positions [B,T]."""
-    H = x.shape[-1]
-    frac = 2 * jnp.arange(H // 2, dtype=jnp.float32) / H
-    timescale = max_wavelength ** frac
-    theta = positions[..., None].astype(jnp.float32) / timescale  # [B,T,H/2]
-    sin, cos = jnp.sin(theta)[:, :, None, :], jnp.cos(theta)[:, :, None, :]
-    x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
-    return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x.dtype)
-
-
 def posemb_sincos(t, dim: int, min_period: float = 4e-3, max_period: float = 4.0):
     """Sine-cosine time embedding for t in [0, 1]: [B] -> [B, dim]."""
     frac = jnp.linspace(0.0, 1.0, dim // 2)
@@ -254,118 +216,6 @@ def posemb_sincos(t, dim: int, min_period: float = 4e-3, max_period: float = 4.0
     phase = jnp.einsum("i,j->ij", t.astype(jnp.float32), 1.0 / period * 2 * jnp.pi,
                        precision=jax.lax.Precision.HIGHEST)
     return jnp.concatenate([jnp.sin(phase), jnp.cos(phase)], axis=-1)
-
-
-def make_attn_mask(input_mask, ar):
-    """allowed[b, i, j] = cumsum(ar)[j] <= cumsum(ar)[i] and mask[i] and mask[j] (i query, j key)."""
-    ar = jnp.broadcast_to(ar, input_mask.shape)
-    c = jnp.cumsum(ar.astype(jnp.int32), axis=1)
-    allowed = c[:, None, :] <= c[:, :, None]
-    return allowed & input_mask[:, None, :] & input_mask[:, :, None]
-
-
-# ---- expert projections with optional LoRA (flattened 2-D matmuls; openpi's weight shapes)
-
-def _lora(lora: LoRAConfig | None, target: str, p: dict) -> bool:
-    return lora is not None and target in lora.targets and "lora_a" in p
-
-
-def _q_proj(x, p, lora, dtype):
-    B, T, D = x.shape
-    w = p["w"]  # [N, D, H]
-    N, _, H = w.shape
-    x2 = x.reshape(B * T, D).astype(dtype)
-    y = (x2 @ jnp.moveaxis(w, 1, 0).reshape(D, N * H).astype(dtype)).reshape(B * T, N, H)
-    if _lora(lora, "q", p):
-        a, b = p["lora_a"].astype(dtype), p["lora_b"].astype(dtype)  # [N,D,r], [N,r,H]
-        xa = (x2 @ jnp.moveaxis(a, 1, 0).reshape(D, -1)).reshape(B * T, N, -1)
-        y = y + lora.scaling * jnp.einsum("mnr,nrh->mnh", xa, b)
-    return y.reshape(B, T, N, H)
-
-
-def _kv_proj(x, p, lora, dtype):
-    B, T, D = x.shape
-    w = p["w"]  # [2, K, D, H]
-    _, K, _, H = w.shape
-    x2 = x.reshape(B * T, D).astype(dtype)
-    y = (x2 @ jnp.moveaxis(w, 2, 0).reshape(D, 2 * K * H).astype(dtype)).reshape(B * T, 2, K, H)
-    if _lora(lora, "kv", p):
-        a, b = p["lora_a"].astype(dtype), p["lora_b"].astype(dtype)  # [2,K,D,r], [2,K,r,H]
-        xa = (x2 @ jnp.moveaxis(a, 2, 0).reshape(D, -1)).reshape(B * T, 2, K, -1)
-        y = y + lora.scaling * jnp.einsum("mckr,ckrh->mckh", xa, b)
-    y = y.reshape(B, T, 2, K, H)
-    return y[:, :, 0], y[:, :, 1]
-
-
-def _out_proj(enc, p, lora, dtype):
-    B, T, N, H = enc.shape
-    w = p["w"]  # [N, H, D]
-    D = w.shape[-1]
-    e2 = enc.reshape(B * T, N * H).astype(dtype)
-    y = e2 @ w.reshape(N * H, D).astype(dtype)
-    if _lora(lora, "attn_vec", p):
-        a, b = p["lora_a"].astype(dtype), p["lora_b"].astype(dtype)  # [N,H,r], [N,r,D]
-        xa = jnp.einsum("mnh,nhr->mnr", e2.reshape(B * T, N, H), a)
-        y = y + lora.scaling * (xa.reshape(B * T, -1) @ b.reshape(-1, D))
-    return y.reshape(B, T, D)
-
-
-def _ffn(x, p, lora, dtype):
-    B, T, D = x.shape
-    wg, wl = p["gating_einsum"], p["linear"]  # [2, D, F], [F, D]
-    F = wg.shape[-1]
-    x2 = x.reshape(B * T, D).astype(dtype)
-    g = (x2 @ jnp.moveaxis(wg, 1, 0).reshape(D, 2 * F).astype(dtype)).reshape(B * T, 2, F)
-    use_lora = lora is not None and "ffn" in lora.targets and "gating_einsum_lora_a" in p
-    if use_lora:  # openpi's FFN LoRA path is unscaled
-        a, b = p["gating_einsum_lora_a"].astype(dtype), p["gating_einsum_lora_b"].astype(dtype)
-        xa = (x2 @ jnp.moveaxis(a, 1, 0).reshape(D, -1)).reshape(B * T, 2, -1)
-        g = g + jnp.einsum("mcr,crf->mcf", xa, b)
-    h = jax.nn.gelu(g[:, 0], approximate=True) * g[:, 1]
-    y = h @ wl.astype(dtype)
-    if use_lora:
-        y = y + (h @ p["linear_lora_a"].astype(dtype)) @ p["linear_lora_b"].astype(dtype)
-    return y.reshape(B, T, D)
-
-
-# ----------------------------------------------------------------------------- SigLIP
-
-def embed_image(cfg: Pi0Config, p_img: Params, image):
-    """SigLIP ViT (pool none) + head: f32 [B,S,S,3] in [-1,1] -> [B, n, D0]."""
-    v, dtype = cfg.vision, _dt(cfg)
-    x = jax.lax.conv_general_dilated(
-        image.astype(jnp.float32), p_img["embedding"]["kernel"].astype(jnp.float32), (v.patch, v.patch), "VALID",
-        dimension_numbers=("NHWC", "HWIO", "NHWC")) + p_img["embedding"]["bias"].astype(jnp.float32)
-    B = x.shape[0]
-    x = x.reshape(B, -1, v.width) + p_img["pos_embedding"].astype(jnp.float32)
-    x = x.astype(dtype)
-    blocks = p_img["Transformer"]["encoderblock"]
-
-    def block(x, bp):
-        mha, mlp = bp["MultiHeadDotProductAttention_0"], bp["MlpBlock_0"]
-        y = _layernorm(x, bp["LayerNorm_0"]["scale"], bp["LayerNorm_0"]["bias"])
-        n = y.shape[1]
-        y2 = y.reshape(B * n, v.width)
-
-        def proj(name):
-            k = mha[name]["kernel"].reshape(v.width, -1).astype(dtype)
-            return (y2 @ k + mha[name]["bias"].reshape(-1).astype(dtype)).reshape(B, n, v.num_heads, v.head_dim)
-
-        q, k, val = proj("query"), proj("key"), proj("value")
-        q = q / jnp.asarray(math.sqrt(v.head_dim), dtype)
-        logits = jnp.einsum("bqhd,bkhd->bhqk", q, k)
-        probs = jax.nn.softmax(logits, axis=-1).astype(dtype)  # in the activation dtype (flax default)
-        att = jnp.einsum("bhqk,bkhd->bqhd", probs, val).reshape(B * n, -1)
-        out = att @ mha["out"]["kernel"].reshape(-1, v.width).astype(dtype) + mha["out"]["bias"].astype(dtype)
-        x = x + out.reshape(B, n, v.width)
-        y = _layernorm(x, bp["LayerNorm_1"]["scale"], bp["LayerNorm_1"]["bias"])
-        y = jax.nn.gelu(_dense(y, mlp["Dense_0"], dtype), approximate=True)
-        x = x + _dense(y, mlp["Dense_1"], dtype)
-        return x, None
-
-    x, _ = jax.lax.scan(block, x, blocks)
-    x = _layernorm(x, p_img["Transformer"]["encoder_norm"]["scale"], p_img["Transformer"]["encoder_norm"]["bias"])
-    return _dense(x, p_img["head"], dtype)
 
 
 # ----------------------------------------------------------------------------- prefix / suffix
@@ -408,102 +258,6 @@ def embed_suffix(cfg: Pi0Config, params: Params, obs: Observation, x_t, t):
         ar = jnp.array([True, True] + [False] * (Ta - 1))
     tokens = tokens.astype(_dt(cfg))
     return tokens, jnp.ones(tokens.shape[:2], bool), ar, cond
-
-
-# ----------------------------------------------------------------------------- transformer
-
-def transformer(cfg: Pi0Config, p_llm: Params, embeds, attn_mask, positions, cond=(None, None), kv_cache=None,
-                capture_index=None, head_noise=None, noise_rng=None, capture_attention=False, remat=False):
-    """The Gemma stack with two experts in one joint attention per layer.
-
-    ``embeds`` = [prefix tokens | None, suffix tokens | None] (a None expert is
-    skipped); ``attn_mask`` [B, T, S] (S includes the cache); ``positions`` [B, T];
-    ``kv_cache`` ([L,B,S0,K,H], [L,B,S0,K,H]) or None. ``capture_index`` [B] (index
-    into the joint query sequence) returns every layer's per-head attention output
-    at that token, before ``attn_vec_einsum``: [B, L, N, H] (with ``capture_attention``
-    also that token's attention probabilities [B, L, N, S]). ``head_noise`` [L, N]:
-    std of Gaussian noise added to each head's output (CMA ablation).
-    Returns (outputs per expert after the final norms, (k, v) per layer, captured).
-    """
-    dtype = _dt(cfg)
-    loras = (cfg.llm.lora, cfg.expert.lora)
-    layers = p_llm["layers"]
-    L, N, H = cfg.num_layers, cfg.num_heads, cfg.head_dim
-    K = cfg.llm.num_kv_heads
-    present = [i for i, x in enumerate(embeds) if x is not None]
-    lengths = [embeds[i].shape[1] for i in present]
-    B = embeds[present[0]].shape[0]
-    keys = jax.random.split(noise_rng if noise_rng is not None else jax.random.key(0), L)
-    noise_std = head_noise if head_noise is not None else jnp.zeros((L, N), jnp.float32)
-
-    def block(xs, layer):
-        lp, cache_l, std_l, key_l = layer
-        qs, ks, vs, gates = [], [], [], {}
-        normed = {}
-        for e in present:
-            sfx = "" if e == 0 else "_1"
-            xn, g = _rmsnorm(xs[e], lp[f"pre_attention_norm{sfx}"], cond[e])
-            gates[e] = g
-            normed[e] = xn
-            qs.append(_q_proj(xn, lp["attn"][f"q_einsum{sfx}"], loras[e], dtype))
-            k, v = _kv_proj(xn, lp["attn"][f"kv_einsum{sfx}"], loras[e], dtype)
-            ks.append(k)
-            vs.append(v)
-        q, k, v = (jnp.concatenate(a, axis=1) for a in (qs, ks, vs))
-        q, k = _rope(q, positions), _rope(k, positions)
-        q = q * jnp.asarray(H ** -0.5, dtype)
-        if cache_l is not None:
-            k = jnp.concatenate([cache_l[0], k], axis=1)
-            v = jnp.concatenate([cache_l[1], v], axis=1)
-        T, S, G = q.shape[1], k.shape[1], N // K
-        # per (b, k) one [T*G, H] x [H, S] matmul (a 5-D "btkgh,bskh->bkgts" is ~2x slower on CPU)
-        qg = jnp.moveaxis(q.reshape(B, T, K, G, H), 2, 1).reshape(B, K, T * G, H)
-        kt, vt = jnp.moveaxis(k, 2, 1), jnp.moveaxis(v, 2, 1)  # [B, K, S, H]
-        logits = jnp.einsum("bkqh,bksh->bkqs", qg, kt, preferred_element_type=jnp.float32)
-        logits = jnp.where(attn_mask[:, None, :, None, :], logits.reshape(B, K, T, G, S), BIG_NEG)
-        probs = jax.nn.softmax(logits, axis=-1).astype(dtype)  # [B, K, T, G, S]
-        enc = jnp.einsum("bkqs,bksh->bkqh", probs.reshape(B, K, T * G, S), vt)
-        enc = jnp.moveaxis(enc.reshape(B, K, T, G, H), 1, 2).reshape(B, T, N, H)
-        if head_noise is not None:
-            enc = enc + (std_l[None, None, :, None] * jax.random.normal(key_l, enc.shape)).astype(dtype)
-        captured = None
-        if capture_index is not None:
-            captured = jnp.take_along_axis(enc, capture_index[:, None, None, None], axis=1)[:, 0]
-            if capture_attention:
-                pr = jnp.take_along_axis(probs, capture_index[:, None, None, None, None], axis=2)[:, :, 0]
-                pr = pr.reshape(B, N, S)  # head n = k * G + g, as in enc
-                captured = (captured, pr)
-        out_xs = list(xs)
-        start = 0
-        for e, n in zip(present, lengths):
-            sfx = "" if e == 0 else "_1"
-            enc_e = enc[:, start:start + n]
-            start += n
-            out = _out_proj(enc_e, lp["attn"][f"attn_vec_einsum{sfx}"], loras[e], dtype)
-            x = xs[e] + (out * gates[e] if gates[e] is not None else out)
-            xn, g = _rmsnorm(x, lp[f"pre_ffw_norm{sfx}"], cond[e])
-            f = _ffn(xn, lp[f"mlp{sfx}"], loras[e], dtype)
-            out_xs[e] = x + (f * g if g is not None else f)
-        return tuple(out_xs), ((k, v), captured)
-
-    if remat:
-        block = jax.checkpoint(block, policy=jax.checkpoint_policies.nothing_saveable)
-    xs0 = tuple(x.astype(dtype) if x is not None else None for x in embeds)
-    xs, (kv, captured) = jax.lax.scan(block, xs0, (layers, kv_cache, noise_std, keys))
-    outs = []
-    for e in range(2):
-        if xs[e] is None:
-            outs.append(None)
-            continue
-        sfx = "" if e == 0 else "_1"
-        y, _ = _rmsnorm(xs[e], p_llm[f"final_norm{sfx}"], cond[e])
-        outs.append(y)
-    if captured is not None:
-        if isinstance(captured, tuple):
-            captured = (jnp.moveaxis(captured[0], 0, 1), jnp.moveaxis(captured[1], 0, 1))
-        else:
-            captured = jnp.moveaxis(captured, 0, 1)
-    return outs, kv, captured
 
 
 # ----------------------------------------------------------------------------- model functions
