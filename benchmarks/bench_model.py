@@ -72,13 +72,14 @@ def train_step_fn(cfg, params, remat=True):
     return step, opt
 
 
-def gpu_mode() -> int:
-    cfg = get_config("pi0_droid")
-    print(jax.devices())
+def gpu_mode(config: str) -> int:
+    cfg = get_config(config, dtype="bfloat16")
+    print(jax.devices(), cfg.name, cfg.dtype)
     t0 = time.perf_counter()
     params = jax.jit(lambda: jax.tree_util.tree_map(lambda x: x.astype(jnp.bfloat16), M._init_jnp(cfg, 0)))()
     jax.block_until_ready(params)
     print(f"init (bf16, random) {time.perf_counter() - t0:.1f} s, {M.param_count(params):,} params")
+    res = {}
     for B in (1, 8):
         obs = make_obs(cfg, B)
         noise = jax.random.normal(jax.random.key(0), (B, cfg.action_horizon, cfg.action_dim))
@@ -87,8 +88,12 @@ def gpu_mode() -> int:
         samp = jax.jit(lambda p, o, n: M.sample_actions(cfg, p, o, noise=n))
         ts = timeit(samp, params, obs, noise)
         stats = jax.devices()[0].memory_stats() or {}
-        print(f"pi0 B={B}: forward {t * 1e3:.1f} ms, sample_actions (10 steps) {ts * 1e3:.1f} ms, "
+        print(f"{cfg.name} B={B}: forward {t * 1e3:.1f} ms, sample_actions (10 steps) {ts * 1e3:.1f} ms, "
               f"peak mem {stats.get('peak_bytes_in_use', 0) / 2**30:.1f} GiB")
+        res[B] = (t, ts, stats.get("peak_bytes_in_use", 0) / 2**30)
+    print(f"RESULT config={cfg.name} device={jax.devices()[0].platform} forward_b1_ms={res[1][0] * 1e3:.1f} "
+          f"sample_b1_ms={res[1][1] * 1e3:.1f} forward_b8_ms={res[8][0] * 1e3:.1f} sample_b8_ms={res[8][1] * 1e3:.1f} "
+          f"peak_mem_gib={res[8][2]:.1f}")
     return 0
 
 
@@ -96,10 +101,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="batch 8 only, pi0_tiny only")
     ap.add_argument("--gpu", action="store_true", help="real pi0 forward in bf16 (needs a GPU)")
+    ap.add_argument("--config", default="pi0_droid", help="--gpu: the config (bf16), e.g. pi0_micro for a CPU smoke run")
     args = ap.parse_args()
     configure_jax()
     if args.gpu:
-        return gpu_mode()
+        return gpu_mode(args.config)
     results = {}
     names = ("pi0_tiny",) if args.quick else ("pi0_tiny", "pi05_tiny")
     batches = (8,) if args.quick else (8, 32)
