@@ -221,3 +221,55 @@ def test_jitted_entry_points_are_cached_and_match(params):
     np.testing.assert_allclose(np.asarray(f(params, obs, noise=noise)),
                                np.asarray(M.sample_actions(CFG, params, obs, noise=noise, num_steps=3)),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_pi05_first_action_capture_equals_numpy_recomputation(params05):
+    """pi0.5's suffix and adaRMS recomputed in float64: sin-cos time embedding -> time MLP with
+    swish after both layers -> adaRMS (scale, shift) of expert 1; layer 0 at the first action."""
+    rng = np.random.default_rng(7)
+    flat = {k: np.asarray(v) for k, v in M.flatten(params05).items()}
+    for k in flat:  # adaRMS kernels start at zero: randomise them so the condition matters
+        if "_1/Dense_0" in k:
+            flat[k] = (0.1 * rng.standard_normal(flat[k].shape)).astype(np.float32)
+    p = M.unflatten(flat)
+    obs = random_obs(CFG05, B=2)
+    t = 0.37
+    x_t = rng.standard_normal((2, CFG05.action_horizon, CFG05.action_dim)).astype(np.float32)
+    cap = np.asarray(M.capture_heads(CFG05, p, obs, position="first_suffix", noise=jnp.asarray(x_t), time=t))
+
+    f = {k: v.astype(np.float64) for k, v in flat.items()}
+    D1 = CFG05.expert.width
+    frac = np.linspace(0.0, 1.0, D1 // 2)
+    period = 4e-3 * (4.0 / 4e-3) ** frac
+    emb = np.concatenate([np.sin(t * 2 * np.pi / period), np.cos(t * 2 * np.pi / period)])
+    swish = lambda z: z / (1 + np.exp(-z))  # noqa: E731
+    cond = swish(emb @ f["time_mlp_in/kernel"] + f["time_mlp_in/bias"])
+    cond = swish(cond @ f["time_mlp_out/kernel"] + f["time_mlp_out/bias"])
+    suffix = x_t.astype(np.float64) @ f["action_in_proj/kernel"] + f["action_in_proj/bias"]  # [B, Ta, D1]
+    prefix, p_mask, _ = M.embed_prefix(CFG05, p, obs)
+    prefix, p_mask = np.asarray(prefix, np.float64), np.asarray(p_mask)
+
+    lay = "PaliGemma/llm/layers/"
+    l0 = {k[len(lay):]: v[0] for k, v in f.items() if k.startswith(lay)}
+    x0 = _rms(prefix, l0["pre_attention_norm/scale"])
+    mod = cond @ l0["pre_attention_norm_1/Dense_0/kernel"] + l0["pre_attention_norm_1/Dense_0/bias"]
+    scale, shift = mod[:D1], mod[D1:2 * D1]
+    r = suffix / np.sqrt((suffix ** 2).mean(-1, keepdims=True) + 1e-6)
+    x1 = r * (1 + scale) + shift
+    qs, ks, vs = [], [], []
+    for x, sfx in ((x0, ""), (x1, "_1")):
+        qs.append(np.einsum("btd,ndh->btnh", x, l0[f"attn/q_einsum{sfx}/w"]))
+        kv = np.einsum("btd,ckdh->cbtkh", x, l0[f"attn/kv_einsum{sfx}/w"])
+        ks.append(kv[0][:, :, 0])
+        vs.append(kv[1][:, :, 0])
+    q, k, v = (np.concatenate(a, 1) for a in (qs, ks, vs))
+    mask = np.concatenate([p_mask, np.ones((2, CFG05.action_horizon), bool)], 1)
+    pos = (np.cumsum(mask, 1) - 1).astype(np.float64)
+    q = _rope(q, pos[:, :, None]) * CFG05.head_dim ** -0.5
+    k = _rope(k[:, :, None, :], pos[:, :, None])[:, :, 0]
+    i = prefix.shape[1]
+    for b in range(2):
+        logits = np.where(mask[b], np.einsum("nh,sh->ns", q[b, i], k[b]), -np.inf)
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        np.testing.assert_allclose(cap[b, 0], probs @ v[b], rtol=5e-4, atol=5e-5)
