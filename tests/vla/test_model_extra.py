@@ -273,3 +273,46 @@ def test_pi05_first_action_capture_equals_numpy_recomputation(params05):
         probs = np.exp(logits - logits.max(-1, keepdims=True))
         probs /= probs.sum(-1, keepdims=True)
         np.testing.assert_allclose(cap[b, 0], probs @ v[b], rtol=5e-4, atol=5e-5)
+
+
+def test_siglip_equals_numpy_recomputation(params):
+    """The image encoder in float64: patches in row-major grid order through the HWIO patch
+    kernel, + pos-emb, pre-LN blocks (MHA with biases, q / sqrt(head_dim); GELU-tanh MLP),
+    encoder_norm, head."""
+    v = CFG.vision
+    img = np.random.default_rng(11).uniform(-1, 1, (2, 224, 224, 3)).astype(np.float32)
+    rng = np.random.default_rng(12)  # randomise biases and LN scales too (they start at 0 / 1)
+    flat = {k: (np.asarray(a) + 0.2 * rng.standard_normal(np.shape(a))).astype(np.float32)
+            for k, a in M.flatten(params["PaliGemma"]["img"]).items()}
+    got = np.asarray(M.embed_image(CFG, M.unflatten(flat), jnp.asarray(img)))
+    f = {k: a.astype(np.float64) for k, a in flat.items()}
+    P, g = v.patch, 224 // v.patch
+    patches = img.astype(np.float64).reshape(2, g, P, g, P, 3).transpose(0, 1, 3, 2, 4, 5).reshape(2, g * g, -1)
+    x = patches @ f["embedding/kernel"].reshape(-1, v.width) + f["embedding/bias"] + f["pos_embedding"]
+
+    def ln(z, s, b):
+        mu = z.mean(-1, keepdims=True)
+        return (z - mu) / np.sqrt(((z - mu) ** 2).mean(-1, keepdims=True) + 1e-6) * s + b
+
+    def gelu(z):
+        return 0.5 * z * (1 + np.tanh(np.sqrt(2 / np.pi) * (z + 0.044715 * z ** 3)))
+
+    blk = "Transformer/encoderblock/"
+    for layer in range(v.depth):
+        w = {k[len(blk):]: a[layer] for k, a in f.items() if k.startswith(blk)}
+        y = ln(x, w["LayerNorm_0/scale"], w["LayerNorm_0/bias"])
+        mha = "MultiHeadDotProductAttention_0/"
+        q, k, val = (np.einsum("btd,dnh->btnh", y, w[mha + f"{n}/kernel"]) + w[mha + f"{n}/bias"]
+                     for n in ("query", "key", "value"))
+        logits = np.einsum("bqnh,bknh->bnqk", q / np.sqrt(v.head_dim), k)
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        att = np.einsum("bnqk,bknh->bqnh", probs, val)
+        x = x + np.einsum("bqnh,nhd->bqd", att, w[mha + "out/kernel"]) + w[mha + "out/bias"]
+        y = ln(x, w["LayerNorm_1/scale"], w["LayerNorm_1/bias"])
+        y = gelu(y @ w["MlpBlock_0/Dense_0/kernel"] + w["MlpBlock_0/Dense_0/bias"])
+        x = x + y @ w["MlpBlock_0/Dense_1/kernel"] + w["MlpBlock_0/Dense_1/bias"]
+    x = ln(x, f["Transformer/encoder_norm/scale"], f["Transformer/encoder_norm/bias"])
+    want = x @ f["head/kernel"] + f["head/bias"]
+    assert got.shape == (2, v.num_patches, CFG.llm.width)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
