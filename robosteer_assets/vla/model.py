@@ -416,9 +416,27 @@ def capture_heads(cfg: Pi0Config, params: Params, obs: Observation, position: st
 
 # ----------------------------------------------------------------------------- jitted entry points
 
-@functools.lru_cache(maxsize=None)
+_JITTABLE = ("compute_loss", "sample_actions", "capture_heads")
+
+
+def _hashable(v):
+    if isinstance(v, (list, tuple)):
+        return tuple(_hashable(x) for x in v)
+    if isinstance(v, np.ndarray):
+        return _hashable(v.tolist())
+    return v
+
+
 def jitted(cfg: Pi0Config, name: str, **static):
-    """A cached ``jax.jit`` of ``compute_loss`` / ``sample_actions`` / ``capture_heads`` for ``cfg``."""
-    fns = {"compute_loss": compute_loss, "sample_actions": sample_actions, "capture_heads": capture_heads}
-    fn = functools.partial(fns[name], cfg, **static)
-    return jax.jit(fn)
+    """A cached ``jax.jit`` of ``compute_loss`` / ``sample_actions`` / ``capture_heads`` for
+    ``cfg`` with ``static`` keyword arguments bound (e.g. ``num_steps=10``,
+    ``position="last_prefix"``, ``attention_heads=[(0, 3)]``; lists become tuples)."""
+    if name not in _JITTABLE:
+        raise ValueError(f"jitted: expected one of {_JITTABLE}, found {name!r}")
+    return _jitted(cfg, name, tuple(sorted((k, _hashable(v)) for k, v in static.items())))
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted(cfg: Pi0Config, name: str, static: tuple):
+    fn = {"compute_loss": compute_loss, "sample_actions": sample_actions, "capture_heads": capture_heads}[name]
+    return jax.jit(functools.partial(fn, cfg, **dict(static)))

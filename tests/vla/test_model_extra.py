@@ -316,3 +316,15 @@ def test_siglip_equals_numpy_recomputation(params):
     want = x @ f["head/kernel"] + f["head/bias"]
     assert got.shape == (2, v.num_patches, CFG.llm.width)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_jitted_capture_with_static_options(params05):
+    obs = random_obs(CFG05)
+    f = M.jitted(CFG05, "capture_heads", position="last_prefix", attention_heads=[(1, 2), (0, 0)])
+    assert f is M.jitted(CFG05, "capture_heads", attention_heads=((1, 2), (0, 0)), position="last_prefix")
+    enc, att = f(params05, obs)
+    enc2, att2 = M.capture_heads(CFG05, params05, obs, position="last_prefix", attention_heads=[(1, 2), (0, 0)])
+    np.testing.assert_allclose(np.asarray(enc), np.asarray(enc2), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(att), np.asarray(att2), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="jitted"):
+        M.jitted(CFG05, "forward")
