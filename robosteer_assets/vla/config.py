@@ -11,14 +11,19 @@ image resolution stays 224 (openpi's), so the prefix length is set by the patch
 size — SigLIP ``mu/32`` gives 7 x 7 = 49 tokens per image (3 images = 147
 tokens) with a 1-block, 32-wide ViT; the LLM keeps 8 query heads / 1 KV head
 (so "head (l, h)" means the same thing as in the 18 x 8 PaliGemma) with 6
-layers = 48 heads; float32 (bf16 brings nothing on this CPU). A train step at
-batch 8 is ~0.3-0.5 s here.
+layers = 48 heads; float32 (bf16 brings nothing on this CPU). Widths 128 / 64
+(half of jax_cpu_sizing.md's a_tiny) because the prefix is longer (147 image + 16 / 48
+prompt tokens vs a_tiny's 88): measured with benchmarks/bench_model.py on a quiet moment of
+the shared 2-core box, a train step (value_and_grad + adamw, remat) at batch 8 takes
+0.31 s (pi0_tiny) / 0.42 s (pi05_tiny), the forward 73 / 83 ms; ~2.3 M / 2.5 M params.
+``pi0_micro`` / ``pi05_micro`` (SigLIP mu/56 = 16 tokens per image, 2 layers) are for
+unit tests.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 PALIGEMMA_VOCAB_SIZE = 257_152
 IMAGE_RESOLUTION = (224, 224)
@@ -153,6 +158,9 @@ class Pi0Config:
     def __post_init__(self):
         if self.max_token_len is None:
             object.__setattr__(self, "max_token_len", 200 if self.pi05 else 48)
+        for f in ("action_dim", "action_horizon", "max_token_len", "vocab_size"):
+            if not isinstance(getattr(self, f), int) or getattr(self, f) < 1:
+                raise ValueError(f"Pi0Config.{f}: expected a positive int, found {getattr(self, f)!r}")
         if self.dtype not in ("bfloat16", "float32"):
             raise ValueError(f"Pi0Config.dtype: expected 'bfloat16' or 'float32', found {self.dtype!r}")
         g0, g1 = self.llm, self.expert
@@ -261,5 +269,5 @@ def get_config(name: str, **overrides) -> Pi0Config:
 
 __all__ = [
     "CONFIG_NAMES", "GEMMA_VARIANTS", "IMAGE_KEYS", "IMAGE_RESOLUTION", "LoRAConfig", "PALIGEMMA_VOCAB_SIZE",
-    "Pi0Config", "SIGLIP_SIZES", "get_config", "gemma_variant", "siglip_variant", "field",
+    "Pi0Config", "SIGLIP_SIZES", "get_config", "gemma_variant", "siglip_variant",
 ]

@@ -149,3 +149,17 @@ def test_variants_and_errors():
         C.siglip_variant("Huge/14")
     cfg = C.get_config("pi0_tiny", lora=C.LoRAConfig(8, 8.0, frozenset({"q", "attn_vec", "ffn"}), init_b="zeros"))
     assert C.Pi0Config.from_dict(cfg.to_dict()) == cfg
+
+
+def test_field_errors_name_the_field():
+    with pytest.raises(ValueError, match="action_horizon"):
+        C.get_config("pi0_tiny", action_horizon=0)
+    with pytest.raises(ValueError, match="dtype"):
+        C.get_config("pi0_tiny", dtype="float16")
+    with pytest.raises(ValueError, match="init_b"):
+        C.LoRAConfig(4, 4.0, init_b="uniform")
+    with pytest.raises(ValueError, match="unknown fields"):
+        C.Pi0Config.from_dict({**C.get_config("pi0").to_dict(), "horizon": 3})
+    assert C.get_config("pi0_droid").action_horizon == 10 and C.get_config("pi05_droid").action_horizon == 15
+    lora = C.get_config("pi0_lora")
+    assert (lora.llm.lora.rank, lora.llm.lora.alpha, lora.expert.lora.rank) == (16, 16.0, 32)
