@@ -159,8 +159,10 @@ class Pi0Config:
         if self.max_token_len is None:
             object.__setattr__(self, "max_token_len", 200 if self.pi05 else 48)
         for f in ("action_dim", "action_horizon", "max_token_len", "vocab_size"):
-            if not isinstance(getattr(self, f), int) or getattr(self, f) < 1:
-                raise ValueError(f"Pi0Config.{f}: expected a positive int, found {getattr(self, f)!r}")
+            v = getattr(self, f)
+            if isinstance(v, bool) or not hasattr(v, "__index__") or v < 1:
+                raise ValueError(f"Pi0Config.{f}: expected a positive int, found {v!r}")
+            object.__setattr__(self, f, int(v))
         if self.dtype not in ("bfloat16", "float32"):
             raise ValueError(f"Pi0Config.dtype: expected 'bfloat16' or 'float32', found {self.dtype!r}")
         g0, g1 = self.llm, self.expert
