@@ -1,0 +1,1 @@
+"""Evaluation: policy server and client, sim evaluator, real-robot trial sheets, trial store and SQL over trials."""
