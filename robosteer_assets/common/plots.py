@@ -25,3 +25,13 @@ def png_markdown(png: bytes, alt: str = "plot") -> str:
 
 def new_figure(width: float = 6.0, height: float = 4.0):
     return plt.subplots(figsize=(width, height))
+
+
+def loss_curve_png(losses, title: str) -> bytes:
+    """Flow-matching loss per step (training metadata and run folders)."""
+    fig, ax = new_figure(6, 3.5)
+    ax.plot(range(1, len(losses) + 1), losses, lw=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("flow-matching loss")
+    ax.set_title(title)
+    return figure_png(fig)

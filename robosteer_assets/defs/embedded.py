@@ -7,6 +7,7 @@ import time
 
 import dagster as dg
 
+from robosteer_assets.common.plots import loss_curve_png
 from robosteer_assets.defs.config import BasePolicyConfig, SimDemosConfig
 from robosteer_assets.defs.metadata import md_image, path
 from robosteer_assets.defs.partitions import task_partitions
@@ -99,15 +100,8 @@ def base_policy(context: dg.AssetExecutionContext, config: BasePolicyConfig, pat
         md.update(res.metadata or {})
         losses_file = ckpt.parent / f"{ckpt.name}.losses.json"
         if losses_file.exists():
-            from robosteer_assets.common.plots import figure_png, new_figure
-
             losses = json.loads(losses_file.read_text())
-            fig, ax = new_figure(6, 3.5)
-            ax.plot(losses, lw=0.8)
-            ax.set_xlabel("step")
-            ax.set_ylabel("flow-matching loss")
-            ax.set_title("base policy training")
-            md["loss_curve"] = md_image(figure_png(fig), "base policy loss")
+            md["loss_curve"] = md_image(loss_curve_png(losses, "base policy training"), "loss curve")
     else:
         from robosteer_assets.vla.checkpoint import load_checkpoint
         from robosteer_assets.vla.config import get_config

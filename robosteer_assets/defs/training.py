@@ -8,6 +8,7 @@ import sys
 
 import dagster as dg
 
+from robosteer_assets.common.plots import loss_curve_png
 from robosteer_assets.defs.config import FinetuneConfig
 from robosteer_assets.defs.metadata import md_image, path
 from robosteer_assets.defs.partitions import task_partitions
@@ -21,7 +22,6 @@ CHECKPOINT_OK = "loads_and_predicts_finite_actions"
 
 def _finetune(context, method: str, config: FinetuneConfig, paths: ProjectPaths, base_model: BaseModel,
               gpu_pipes: dg.PipesSubprocessClient):
-    from robosteer_assets.common.plots import figure_png, new_figure
     from robosteer_assets.defs.embedded import smoke_test_checkpoint
 
     task = context.partition_key
@@ -36,12 +36,7 @@ def _finetune(context, method: str, config: FinetuneConfig, paths: ProjectPaths,
     curve = out / "loss_curve.json"
     if curve.exists():
         losses = json.loads(curve.read_text())
-        fig, ax = new_figure(6, 3.5)
-        ax.plot(losses, lw=0.8)
-        ax.set_xlabel("step")
-        ax.set_ylabel("flow-matching loss")
-        ax.set_title(f"{task}: {method}")
-        md["loss_curve"] = md_image(figure_png(fig), f"{method} loss")
+        md["loss_curve"] = md_image(loss_curve_png(losses, f"{task}: {method}"), "loss curve")
     smoke = smoke_test_checkpoint(out)
     return dg.MaterializeResult(metadata=md, check_results=[
         dg.AssetCheckResult(check_name=CHECKPOINT_OK, passed=smoke["finite"], metadata=smoke)])

@@ -105,23 +105,9 @@ def load_adapters(ckpt_dir: str | os.PathLike) -> dict:
 
 
 def loss_png(losses: list[float], title: str) -> bytes:
-    import io
+    from robosteer_assets.common.plots import loss_curve_png
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.plot(np.arange(1, len(losses) + 1), losses, lw=0.8)
-    ax.set_xlabel("step")
-    ax.set_ylabel("flow-matching loss")
-    ax.set_title(title)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return loss_curve_png(losses, title)
 
 
 def export_checkpoint(out_dir: str | os.PathLike, base, lcfg, final_flat: dict, norm_stats: dict, *,

@@ -79,27 +79,8 @@ class CheckpointMismatchError(CheckpointError):
 
 # ----------------------------------------------------------------------------- tree helpers
 
-def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": x}}`` -> ``{"a/b": x}``."""
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "/"))
-        else:
-            out[key] = v
-    return out
-
-
-def unflatten(flat: dict[str, Any]) -> dict:
-    out: dict = {}
-    for path, v in flat.items():
-        node = out
-        *parents, leaf = path.split("/")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = v
-    return out
+# '/'-joined paths, the same helpers the model uses
+from robosteer_assets.vla.model import flatten, unflatten  # noqa: E402,F401
 
 
 def strip_value_suffix(flat: dict[str, Any]) -> dict[str, Any]:
