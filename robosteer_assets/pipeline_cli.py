@@ -25,8 +25,10 @@ log = logging.getLogger("robosteer.run")
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Stage 1 produces the inputs (demos on disk, base checkpoint); stage 2 is the task chain.
+# Stage 1 produces the inputs (demos on disk, base checkpoint); stage 2 is the task chain (one
+# partition); stage 3 the summary over every task (unpartitioned).
 STAGE1 = ("sim_demos", "base_policy")
+STAGE3 = ("eval_summary",)
 
 # CPU-sized overrides of the paper's defaults for the embedded default (everything
 # else keeps the paper's values: 20 demos, m = 20 heads, k in {10,20,30,40}, rank 8, 40 trials).
@@ -41,6 +43,8 @@ EMBEDDED_RUN_CONFIG = {
                             "peak_lr": 1e-3, "decay_lr": 1e-4, "save_interval": 100, "log_interval": 25},
     "full_lora_checkpoint": {"steps": 300, "batch_size": 8, "warmup_steps": 30, "decay_steps": 300,
                              "peak_lr": 1e-3, "decay_lr": 1e-4, "save_interval": 100, "log_interval": 25},
+    # the 40-cell grid for each method; two processes share the 2 cores (rendering + physics + inference)
+    **{f"eval_trials__{m}": {"workers": 2} for m in ("zero_shot", "full_lora", "steering")},
 }
 
 
@@ -159,12 +163,12 @@ def run(task: str, force: bool = False, demos: int = 20) -> int:
     overrides["base_policy"]["held_out_tasks"] = [task]  # the base policy never sees the target task
 
     timings = []
-    for stage, names in (("inputs", STAGE1), ("task chain", None)):
+    for stage, names in (("inputs", STAGE1), ("task chain", None), ("report", STAGE3)):
         todo = plan(defs, instance, task, force=force, overrides=overrides)
         if names is not None:
             todo = [k for k in todo if k.to_user_string() in names]
         else:
-            todo = [k for k in todo if k.to_user_string() not in STAGE1]
+            todo = [k for k in todo if k.to_user_string() not in STAGE1 + STAGE3]
         if not todo:
             log.info("stage %s: nothing to do (everything up to date for task %r)", stage, task)
             continue
@@ -201,17 +205,13 @@ def run(task: str, force: bool = False, demos: int = 20) -> int:
 
 
 def _print_comparison() -> None:
-    """The method comparison table from DuckDB (sql/method_comparison.sql), when trials exist."""
-    sql = ROOT / "sql" / "method_comparison.sql"
-    try:
-        from robosteer_assets.evaluation.sqlrun import run_sql_file
-    except ModuleNotFoundError:
-        return
-    if not sql.is_file():
-        return
+    """The method comparison from DuckDB (sql/latest_comparison.sql over the trial store)."""
+    from robosteer_assets.evaluation.sqlrun import run_sql_file
+
     data_root = Path(os.environ.get("ROBOSTEER_DATA_ROOT", "data")).resolve()
-    print("\nMethod comparison (success over the 40 grid cells):")
-    print(run_sql_file(sql, trials_root=data_root / "trials"))
+    print("\nMethod comparison, latest evaluation of each method (success over the 40 grid placements):")
+    print(run_sql_file(ROOT / "sql" / "latest_comparison.sql", trials_root=data_root / "trials"))
+    print(f"(all trials: .venv/bin/robosteer sql sql/method_comparison.sql; database: {data_root / 'robosteer.duckdb'})")
 
 
 def register(subparsers) -> None:

@@ -22,7 +22,7 @@ fi
 # openpi-client 0.1.2 from PyPI in its own venv (numpy<2), driven against our server in tests.
 if [ ! -x .venv-openpi-client/bin/python ]; then
   uv venv --quiet --python 3.11 .venv-openpi-client
-  uv pip install --quiet --python .venv-openpi-client/bin/python "openpi-client==0.1.2" \
+  uv pip install --quiet --python .venv-openpi-client/bin/python "openpi-client==0.1.2" "typing-extensions>=4.12" \
     || { echo "install.sh: openpi-client venv failed; interop test will be skipped" >&2; rm -rf .venv-openpi-client; }
 fi
 echo "install.sh: done"

@@ -8,9 +8,10 @@ import dagster as dg
 
 
 def build_definitions() -> dg.Definitions:
-    from robosteer_assets.defs import embedded, ingest, jobs, resources, schedules, sensors, steering, training
+    from robosteer_assets.defs import (embedded, evaluation, ingest, jobs, reporting, resources, schedules, sensors,
+                                      steering, training)
 
-    modules = [embedded, ingest, steering, training]
+    modules = [embedded, ingest, steering, training, evaluation, reporting]
     return dg.Definitions(
         assets=dg.load_assets_from_modules(modules),
         asset_checks=dg.load_asset_checks_from_modules(modules),

@@ -72,12 +72,16 @@ class FinetuneConfig(dg.Config):
 
 
 class EvalConfig(dg.Config):
+    """The 40-placement grid protocol in the simulator (evaluation.evaluator.SimEvalConfig)."""
+
     variation: Literal["none", "lighting", "form", "distractors"] = "none"
-    actions_per_chunk: int = Field(8, description="execute the first n actions of each chunk")
-    max_steps: int = Field(90, description="step limit per trial (6 Hz steps)")
-    workers: int = 1
-    seed: int = 0
-    record_video: bool = False
+    actions_per_chunk: int = Field(8, description="execute the first n actions of each chunk (openpi DROID client: 8)")
+    max_steps: int = Field(0, description="step limit per trial in 6 Hz steps; 0 = the task's own limit")
+    post_success_steps: int = Field(3, description="steps the success must hold before the trial ends")
+    num_steps: int = Field(10, description="Euler steps of the flow-matching sampler (openpi: 10)")
+    workers: int = Field(1, description="trials run in this many processes (each loads the policy)")
+    seed: int = Field(0, description="trial yaws and policy noise derive from (seed, row, col)")
+    record_video: bool = Field(False, description="one MP4 per trial (exterior | wrist) under <data>/videos")
 
 
 class SimDemosConfig(dg.Config):

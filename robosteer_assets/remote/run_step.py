@@ -21,6 +21,7 @@ STEPS = {
     "cma_scores": "robosteer_assets.steering.selectors:run_cma_step",
     "base_policy": "robosteer_assets.embedded.base_policy:run_step",
     "finetune": "robosteer_assets.training.trainer:run_step",
+    "sim_eval": "robosteer_assets.evaluation.evaluator:run_step",
 }
 
 

@@ -345,3 +345,28 @@ def load_checkpoint(ckpt_dir: str | os.PathLike, cfg=None, dtype=None, asset_id:
     params = load_params(ckpt_dir, cfg, dtype=dtype)
     return LoadedCheckpoint(cfg=cfg, params=params, norm_stats=norm_stats, tokenizer=tokenizer, asset_id=asset_id,
                             path=ckpt_dir, extra=meta.get("extra", {}))
+
+
+def checkpoint_fingerprint(ckpt_dir: str | os.PathLike, length: int = 12) -> str:
+    """A short content id of a checkpoint directory (trial rows name the checkpoint they evaluated).
+
+    sha1 over every file's relative path and size, plus the bytes of every file up to 4 MiB and the
+    first and last MiB of larger ones (a 6 GB pi0 checkpoint is fingerprinted without reading it all;
+    orbax's array files change in both ends when the weights change)."""
+    import hashlib
+
+    root = Path(ckpt_dir)
+    if not root.is_dir():
+        raise CheckpointError(f"{root}: checkpoint directory not found")
+    h = hashlib.sha1()
+    for p in sorted(q for q in root.rglob("*") if q.is_file()):
+        size = p.stat().st_size
+        h.update(f"{p.relative_to(root).as_posix()}\0{size}\0".encode())
+        with open(p, "rb") as f:
+            if size <= 4 << 20:
+                h.update(f.read())
+            else:
+                h.update(f.read(1 << 20))
+                f.seek(size - (1 << 20))
+                h.update(f.read())
+    return h.hexdigest()[:length]

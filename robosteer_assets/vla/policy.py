@@ -175,6 +175,13 @@ class Policy:
     def reset(self) -> None:
         """Nothing to reset between episodes (openpi's client reset is a no-op)."""
 
+    def reseed(self, seed: int) -> None:
+        """Restart the noise sequence at ``jax.random.key(seed)`` (the evaluator does this per trial,
+        so a trial's actions do not depend on which trials ran before it in the same process)."""
+        import jax
+
+        self._rng = jax.random.key(int(seed))
+
 
 def load_policy(path: str | os.PathLike, **kw) -> Policy:
     return Policy.from_checkpoint(Path(path), **kw)

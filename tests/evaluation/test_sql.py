@@ -208,6 +208,8 @@ def test_improvement_over_zero_shot(store):
                         "success_rate"]),
     ("improvement.sql", ["source", "task", "variation", "method", "success_pct", "zero_shot_pct",
                          "improvement_pp"]),
+    ("latest_comparison.sql", ["source", "task", "method", "variation", "checkpoint_id", "seed", "trials",
+                               "successes", "success_pct", "complete"]),
 ])
 def test_every_query_runs_on_an_empty_store(tmp_path, store, name, columns):
     got = q(name, tmp_path / "no_trials_yet")
@@ -268,3 +270,29 @@ def test_sql_errors_name_the_file(tmp_path, store):
     (tmp_path / "sql" / "views.sql").write_text("CREATE VIEW trials AS SELECT 1;")
     with pytest.raises(sqlrun.SqlError, match=r"views\.sql: expected exactly one read_parquet\('data/trials/"):
         sqlrun.query("SELECT 1", store[0], repo_root=tmp_path)
+
+
+def test_latest_comparison_takes_each_methods_newest_evaluation(store):
+    root, eff = store
+    evals = group(eff, "source", "task", "method", "variation", "checkpoint_id", "seed")
+    newest: dict[tuple, tuple] = {}
+    for (source, task, method, variation, ckpt, seed), ts in evals.items():
+        stamp = (max(t.recorded_at for t in ts), max(t.run_id for t in ts))
+        k = (source, task, method, variation)
+        if k not in newest or stamp > newest[k][0]:
+            newest[k] = (stamp, ckpt, seed, ts)
+    order = {"zero_shot": 0, "full_lora": 1, "steering": 2}
+    want = []
+    for (source, task, method, variation), (_, ckpt, seed, ts) in sorted(
+            newest.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][3], order.get(kv[0][2], 3), kv[0][2])):
+        s = sum(t.success for t in ts)
+        want.append({"source": source, "task": task, "method": method, "variation": variation, "checkpoint_id": ckpt,
+                     "seed": seed, "trials": len(ts), "successes": s, "success_pct": 100.0 * s / len(ts),
+                     "complete": len(ts) == DEFAULT_GRID.num_cells})
+    got = q("latest_comparison.sql", root)
+    assert_rows(got, want)
+    # push_cup steering: the seed-1 evaluation of checkpoint "b" (run "seed1") is the newest; not pooled with seed 0
+    row = got.filter((pl.col("task") == "push_cup") & (pl.col("method") == "steering")).to_dicts()[0]
+    assert (row["checkpoint_id"], row["seed"], row["trials"]) == ("b", 1, 40)
+    light = got.filter((pl.col("variation") == "lighting") & (pl.col("method") == "full_lora")).to_dicts()[0]
+    assert light["trials"] == 25 and light["complete"] is False
