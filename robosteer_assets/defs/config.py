@@ -66,9 +66,14 @@ class FinetuneConfig(dg.Config):
     peak_lr: float = 2.5e-5
     decay_steps: int = 5000
     decay_lr: float = 2.5e-6
-    save_interval: int = 1000
+    save_interval: int = Field(1000, description="orbax training state every N steps (a killed run resumes there)")
     log_interval: int = 100
     seed: int = 42
+    fsdp_devices: int = Field(1, description="FSDP shards over the local devices; the rest is data parallel "
+                              "(batch_size must divide by the device count)")
+    remat: bool = Field(False, description="rematerialise each transformer block (openpi does; saves memory on GPU)")
+    norm_stats: Literal["checkpoint", "demos"] = Field("checkpoint", description="the base checkpoint's norm "
+                                                       "stats (openpi) or stats computed from the task's demos")
 
 
 class EvalConfig(dg.Config):

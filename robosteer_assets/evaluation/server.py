@@ -24,12 +24,11 @@ and with our ``evaluation.client.PolicyClient``:
 Concurrency (unlike openpi, whose ``infer`` runs on the event loop, issue #717): ``infer`` runs in
 a ``ThreadPoolExecutor`` (``workers`` threads), so handshakes, metadata frames, ``/healthz``,
 keepalive pings and replies to requests rejected before ``infer`` are never blocked by a running
-inference. ``vla.policy.Policy.infer`` advances its rng on every call and is not safe to call from
-several threads at once, so unless the policy declares ``thread_safe = True`` calls to it are
-serialised by a lock (taken in the worker thread, never on the event loop): with such a policy a
-second client's request waits for the running inference, and so does the ``PolicyInputError``
-reply to a request that only the policy's own validation rejects. A ``thread_safe`` policy
-serves up to ``workers`` requests at once.
+inference. A policy that declares ``thread_safe = True`` (``vla.policy.Policy`` does: its noise
+rng advances under a lock) serves up to ``workers`` requests at once; calls to any other policy
+are serialised by a lock (taken in the worker thread, never on the event loop), so with such a
+policy a second client's request waits for the running inference, and so does the
+``PolicyInputError`` reply to a request that only the policy's own validation rejects.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ jitted once per batch shape (the jit cache lives in ``vla.model.jitted``).
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +107,13 @@ def parse_request(obs: dict, cfg: PolicyConfig = PolicyConfig()) -> tuple[np.nda
 
 
 class Policy:
-    """A loaded checkpoint that maps DROID requests to action chunks."""
+    """A loaded checkpoint that maps DROID requests to action chunks.
+
+    Thread-safe (``thread_safe = True``, read by the policy server): the only mutable state, the
+    noise rng and the call counter, is advanced under a lock; the jitted sampler itself may run
+    from several threads at once."""
+
+    thread_safe = True
 
     def __init__(self, loaded, config: PolicyConfig = PolicyConfig()):
         import jax
@@ -120,6 +127,7 @@ class Policy:
         self.params = jax.device_put(loaded.params)
         self._sample = model.jitted(self.cfg, "sample_actions", num_steps=config.num_steps)
         self._rng = jax.random.key(config.seed)
+        self._lock = threading.Lock()
         self.num_calls = 0
 
     @classmethod
@@ -150,7 +158,8 @@ class Policy:
 
         shape = (1, self.cfg.action_horizon, self.cfg.action_dim)
         if noise is None:
-            self._rng, sub = jax.random.split(self._rng)
+            with self._lock:
+                self._rng, sub = jax.random.split(self._rng)
             return jax.random.normal(sub, shape)
         n = np.asarray(noise, np.float32)
         if n.shape == shape[1:]:
@@ -169,7 +178,8 @@ class Policy:
         observation = make_observation(self.cfg, self.tokenizer, self.norm_stats, images, state[None], [prompt])
         x = self._sample(self.params, observation, self._noise(noise))
         actions = unnormalize_actions(self.cfg, self.norm_stats, np.asarray(x[0]))
-        self.num_calls += 1
+        with self._lock:
+            self.num_calls += 1
         return {"actions": actions, "policy_timing": {"infer_ms": (time.monotonic() - t0) * 1000.0}}
 
     def reset(self) -> None:
@@ -180,7 +190,8 @@ class Policy:
         so a trial's actions do not depend on which trials ran before it in the same process)."""
         import jax
 
-        self._rng = jax.random.key(int(seed))
+        with self._lock:
+            self._rng = jax.random.key(int(seed))
 
 
 def load_policy(path: str | os.PathLike, **kw) -> Policy:
