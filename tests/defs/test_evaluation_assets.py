@@ -63,5 +63,5 @@ def test_grid_evaluations_and_summary(tmp_path):
             rows = con.sql("SELECT method, trials, success_pct, complete FROM latest_comparison "
                            "ORDER BY method").fetchall()
             assert rows == [("full_lora", 40, 0.0, True), ("steering", 40, 0.0, True), ("zero_shot", 40, 0.0, True)]
-            assert con.sql("SELECT count(*) FROM trials").fetchone() == (120,)
+            assert con.execute("SELECT count(*) FROM trials").fetchone() == (120,)
         assert not list(paths.root().glob(".tmp-*"))
