@@ -129,7 +129,8 @@ def plan(defs, instance, task: str, force: bool = False, overrides: dict | None 
             stale.add(key)
             continue
         if key == dg.AssetKey("raw_episodes"):
-            paths = ProjectPaths(data_root=os.environ.get("ROBOSTEER_DATA_ROOT", "data"))
+            paths = ProjectPaths(data_root=os.environ.get("ROBOSTEER_DATA_ROOT", "data"),
+                                 demos_root=os.environ.get("ROBOSTEER_DEMOS_ROOT", ""))
             fp = scan_task(paths.task_demos(task), settle_s=0).fingerprint
             if _latest_metadata(instance, key, task, "demos_fingerprint") != fp:
                 stale.add(key)

@@ -19,8 +19,14 @@ def build_definitions() -> dg.Definitions:
         sensors=[sensors.new_demos_sensor],
         schedules=[schedules.nightly_retrain_schedule],
         resources={
-            "paths": resources.ProjectPaths(data_root=os.environ.get("ROBOSTEER_DATA_ROOT", "data")),
-            "base_model": resources.BaseModel(),
+            # a GPU box or cluster sets these in the environment of `dagster dev` / the code server
+            "paths": resources.ProjectPaths(data_root=os.environ.get("ROBOSTEER_DATA_ROOT", "data"),
+                                            demos_root=os.environ.get("ROBOSTEER_DEMOS_ROOT", "")),
+            "base_model": resources.BaseModel(
+                checkpoint_dir=os.environ.get("ROBOSTEER_BASE_CHECKPOINT", ""),
+                config_name=os.environ.get("ROBOSTEER_BASE_CONFIG", "pi0_tiny"),
+                tokenizer_path=os.environ.get("ROBOSTEER_TOKENIZER", ""),
+                asset_id=os.environ.get("ROBOSTEER_ASSET_ID", "droid")),
             "gpu_pipes": resources.gpu_pipes_client(),
         },
     )
