@@ -107,4 +107,7 @@ def test_sharded_step_matches_single_device(micro):
         assert abs(out[name]["loss"] - out["one"]["loss"]) < 1e-5
         got = np.load(root / f"sh_{name}.npz")
         for k in ref.files:
-            np.testing.assert_allclose(got[k], ref[k], rtol=1e-4, atol=2e-5, err_msg=f"{name} {k}")
+            # AdamW divides by sqrt(v): an entry whose gradient is ~0 moves by up to lr=1e-2 on float noise
+            # of the reduction order (seen: 4e-5 on 1 of 2048 entries once); a wrong sharding moves by ~lr
+            np.testing.assert_allclose(got[k], ref[k], rtol=1e-4, atol=3e-4, err_msg=f"{name} {k}")
+            assert np.mean(np.abs(got[k] - ref[k]) > 2e-5) < 0.01, f"{name} {k}: many entries differ"
