@@ -41,7 +41,11 @@ class ActivationsConfig(dg.Config):
 class HeadScoresConfig(dg.Config):
     ks: list[int] = Field(default_factory=lambda: [10, 20, 30, 40])
     metric: Literal["cosine", "euclidean"] = "cosine"
-    query_chunk: int = 1024
+    query_chunk: int = Field(512, description="queries per similarity chunk (memory: head_chunk x query_chunk x N)")
+    head_chunk: int = Field(8, description="heads per similarity chunk")
+    topk: Literal["auto", "host", "device"] = Field(
+        "auto", description="exact top-k: host (numpy threads, fastest on CPU), device (lax.top_k, GPU/TPU), "
+        "auto picks by JAX backend")
 
 
 class SelectionConfig(dg.Config):

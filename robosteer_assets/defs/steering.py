@@ -78,7 +78,8 @@ def head_scores(context: dg.AssetExecutionContext, config: HeadScoresConfig, pat
     task = context.partition_key
     acts, actions, eps = _activations(paths, task).load()
     t0 = time.monotonic()
-    df = score(acts, actions, eps, KnnConfig(ks=tuple(config.ks), metric=config.metric, query_chunk=config.query_chunk))
+    df = score(acts, actions, eps, KnnConfig(ks=tuple(config.ks), metric=config.metric, query_chunk=config.query_chunk,
+                                                 head_chunk=config.head_chunk, topk=config.topk))
     secs = time.monotonic() - t0
     df = df.with_columns(pl.lit(task).alias("task"))
     out = paths.steering(task) / SCORES

@@ -9,18 +9,29 @@ Lower is better.
 
 Implementation: features are L2-normalised once (cosine); heads are processed
 in chunks and queries in chunks, so at most ``head_chunk x query_chunk x N``
-similarities exist at a time (memory stays bounded at N = 10^5 rows). The exact
-top-k_max (k_max = max(ks)) uses a blocked search: the row is cut into blocks
-of ``block`` entries, the k_max blocks with the largest maxima necessarily hold
-the true top-k_max, and an exact top-k over those candidates finishes it (XLA's
-CPU TopK over 10^4 entries is slow; this keeps it exact and fast). Prefix sums
-over the sorted neighbours give every k at once.
+similarities exist at a time (memory stays bounded at N = 10^5 rows). The
+similarities (one batched matmul per chunk, same-episode entries masked) are
+computed by XLA; the exact top-k_max (k_max = max(ks)) is then found by one of
+two backends (``KnnConfig.topk``):
+
+* ``host`` (the default on CPU): ``numpy.argpartition`` in a thread pool, one
+  head per task (XLA's CPU TopK is a single-threaded ``partial_sort`` per row
+  and costs more than the matmul; measured in benchmarks/bench_head_scoring.py).
+  The k_max neighbours are then ordered by (similarity desc, row index asc).
+* ``device`` (the default on GPU/TPU): ``jax.lax.top_k`` inside the jitted graph.
+
+Both are exact. Ties: the neighbour order is (similarity desc, row index asc),
+as a stable sort gives; the host backend checks every query for a tie across
+the k_max boundary and recomputes those rows with a stable sort. Prefix sums
+over the ordered neighbours' actions give every k at once.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import jax
@@ -28,15 +39,18 @@ import jax.numpy as jnp
 import numpy as np
 
 NEG = -1e30
+TOPK_BACKENDS = ("auto", "host", "device")
 
 
 @dataclass(frozen=True)
 class KnnConfig:
     ks: tuple[int, ...] = (10, 20, 30, 40)
     metric: str = "cosine"  # or "euclidean"
-    query_chunk: int = 1024
-    head_chunk: int = 16
-    block: int = 64  # measured best of 16/32/64 at N = 2000 on this CPU
+    query_chunk: int = 512  # 8 x 512 measured fastest of (4..16) x (256..2000) at N = 2000 on this CPU
+    head_chunk: int = 8
+    topk: str = "auto"  # host (numpy threads; CPU), device (lax.top_k; GPU/TPU), auto: by jax.default_backend()
+    threads: int = 0  # host top-k threads; 0 = os.cpu_count()
+    block: int = 8  # host top-k: block maxima over this many columns bound each row's k_max-th value
     max_chunk_mb: float = 256.0  # cap on one similarity block (head_chunk x query_chunk x N x 4 B)
 
     def __post_init__(self):
@@ -44,49 +58,161 @@ class KnnConfig:
             raise ValueError(f"KnnConfig.metric: expected 'cosine' or 'euclidean', found {self.metric!r}")
         if not self.ks or min(self.ks) < 1:
             raise ValueError(f"KnnConfig.ks: expected positive neighbour counts, found {self.ks!r}")
+        if self.topk not in TOPK_BACKENDS:
+            raise ValueError(f"KnnConfig.topk: expected one of {TOPK_BACKENDS}, found {self.topk!r}")
+
+    def backend(self) -> str:
+        if self.topk != "auto":
+            return self.topk
+        return "host" if jax.default_backend() == "cpu" else "device"
 
 
-def _prep(features, metric: str):
-    f = jnp.asarray(features, jnp.float32)
+@functools.partial(jax.jit, static_argnames=("metric", "heads"))
+def _prep(features, metric: str, heads: int):
+    """[N, h, d] (any float dtype) -> float32 [heads, N, d] (zero-padded heads), L2-normalised for
+    cosine, and the squared norms [heads, N]."""
+    f = jnp.moveaxis(jnp.asarray(features).astype(jnp.float32), 1, 0)
     if metric == "cosine":
         f = f / jnp.maximum(jnp.linalg.norm(f, axis=-1, keepdims=True), 1e-12)
-    return f
+    f = jnp.pad(f, ((0, heads - f.shape[0]), (0, 0), (0, 0)))
+    return f, jnp.sum(f * f, axis=-1)
 
 
-def _topk_blocked(scores, k: int, block: int):
-    """Exact top-k along the last axis via block maxima. scores [..., N] (N % block == 0)."""
-    *lead, n = scores.shape
-    nb = n // block
-    if nb <= k:
-        return jax.lax.top_k(scores, k)
-    blocks = scores.reshape(*lead, nb, block)
-    _, bidx = jax.lax.top_k(blocks.max(-1), k)  # the k blocks with the largest maxima
-    cand = jnp.take_along_axis(blocks, bidx[..., None], axis=-2).reshape(*lead, k * block)
-    vals, ci = jax.lax.top_k(cand, k)
-    idx = jnp.take_along_axis(bidx, ci // block, axis=-1) * block + ci % block
-    return vals, idx
-
-
-@functools.partial(jax.jit, static_argnames=("ks", "metric", "block"))
-def _score_chunk(fh, fq, db_sqnorm, q_sqnorm, actions, a_q, ep, ep_q, ks, metric, block):
-    """fh [h, N, d] database, fq [h, q, d] queries -> squared errors [h, q, len(ks)]."""
+def _similarities(fh, fq, db_sqnorm, ep, ep_q, metric):
+    """fh [h, N, d] database, fq [h, q, d] queries -> [h, q, N]; larger is nearer, other episodes only."""
     sims = jnp.einsum("hqd,hnd->hqn", fq, fh)
-    if metric == "euclidean":  # larger is nearer: -||q - x||^2 up to the per-query constant
+    if metric == "euclidean":  # -||q - x||^2 up to the per-query constant
         sims = 2 * sims - db_sqnorm[:, None, :]
-    sims = jnp.where(ep_q[None, :, None] == ep[None, None, :], NEG, sims)  # other episodes only
+    return jnp.where((ep_q[:, None] == ep[None, :])[None], NEG, sims)
+
+
+@functools.partial(jax.jit, static_argnames=("metric", "block"))
+def _raw_similarities_and_block_max(fh, fq, db_sqnorm, metric, block):
+    """Host backend's device half: the unmasked similarities [h, q, N] and their maxima over blocks
+    of ``block`` columns [h, q, ceil(N / block)]. The episode mask is left to the host, which
+    applies it to the few candidates only (masking here costs a pass over the chunk)."""
+    sims = jnp.einsum("hqd,hnd->hqn", fq, fh)
+    if metric == "euclidean":
+        sims = 2 * sims - db_sqnorm[:, None, :]
+    h, q, n = sims.shape
+    padded = jnp.pad(sims, ((0, 0), (0, 0), (0, (-n) % block)), constant_values=NEG)
+    return sims, padded.reshape(h, q, -1, block).max(-1)
+
+
+def _errors_from_neighbours(neigh_actions, a_q, ks):
+    """neigh_actions [..., q, kmax, A] ordered nearest first -> squared errors [..., q, len(ks)] (eq. 3-4)."""
+    xp = np if isinstance(neigh_actions, np.ndarray) else jnp
+    csum = xp.cumsum(neigh_actions, axis=-2)
+    return xp.stack([((csum[..., k - 1, :] / k - a_q) ** 2).sum(-1) for k in ks], -1)
+
+
+def _host_errors_from_neighbours(neigh_actions: np.ndarray, a_q: np.ndarray, ks) -> np.ndarray:
+    """Same as :func:`_errors_from_neighbours` for [q, kmax, A] on the host: sums over the
+    segments between consecutive k, then a cumulative sum over the few segments."""
+    order = np.argsort(ks)
+    sk = np.asarray(ks)[order]
+    seg = np.add.reduceat(neigh_actions, np.concatenate([[0], sk[:-1]]), axis=1)  # [q, len(ks), A]
+    pred = np.cumsum(seg, axis=1) / sk[None, :, None]
+    err = ((pred - a_q[:, None, :]) ** 2).sum(-1)
+    return err[:, np.argsort(order)]
+
+
+@functools.partial(jax.jit, static_argnames=("ks", "metric"))
+def _score_chunk_device(fh, fq, db_sqnorm, actions, a_q, ep, ep_q, ks, metric):
+    """Device backend: similarities, lax.top_k and the errors in one graph -> [h, q, len(ks)]."""
+    sims = _similarities(fh, fq, db_sqnorm, ep, ep_q, metric)
+    _, idx = jax.lax.top_k(sims, max(ks))
+    return _errors_from_neighbours(jnp.take(actions, idx, axis=0), a_q[None], ks)
+
+
+def _sortable(v: np.ndarray) -> np.ndarray:
+    """float32 -> int64 with the same order (-0.0 and 0.0 equal, as they compare)."""
+    bits = (v + np.float32(0)).view(np.int32)
+    return np.where(bits < 0, bits ^ np.int32(0x7FFFFFFF), bits).astype(np.int64)
+
+
+def _stable_topk_rows(sims: np.ndarray, kmax: int) -> np.ndarray:
+    """Full-row path of :func:`ordered_topk`."""
     n = sims.shape[-1]
-    pad = (-n) % block
-    if pad:
-        sims = jnp.pad(sims, ((0, 0), (0, 0), (0, pad)), constant_values=NEG)
+    part = np.argpartition(sims, n - kmax, axis=-1)[:, n - kmax:]
+    vals = np.take_along_axis(sims, part, axis=-1)
+    idx = np.take_along_axis(part, np.lexsort((part, -vals), axis=-1), axis=-1)
+    # a tie across the boundary (another entry equal to the k_max-th value): a stable sort decides
+    tied = np.flatnonzero((sims >= np.take_along_axis(sims, idx[:, -1:], axis=-1)).sum(-1) > kmax)
+    if tied.size:
+        idx[tied] = np.argsort(-sims[tied], axis=-1, kind="stable")[:, :kmax]
+    return idx
+
+
+def ordered_topk(sims: np.ndarray, kmax: int, lower: np.ndarray | None = None,
+                 exclude: np.ndarray | None = None) -> np.ndarray:
+    """Exact indices of the ``kmax`` largest entries of each row of ``sims`` [q, N], ordered by
+    (value desc, index asc): the first ``kmax`` of a stable descending sort.
+
+    ``exclude`` [q, N] bool (optional) marks entries that are never neighbours (same episode)
+    as an array or as a callable ``(rows, cols) -> bool`` evaluated on candidates only.
+    ``lower`` [q] (optional) is a guess at a lower bound of each row's kmax-th largest
+    admissible value (e.g. from block maxima). Then only entries >= ``lower`` are candidates:
+    they are sorted by (row, value desc, index asc) in one stable integer sort. A row with
+    fewer than ``kmax`` admissible candidates (the guess was too high) takes the full-row
+    path, so the result is exact whatever ``lower`` is.
+    """
+    q, n = sims.shape
+    admissible = None if exclude is None else (lambda r, c: ~exclude(r, c)) if callable(exclude) else \
+        (lambda r, c: ~exclude[r, c])
+    if lower is None:
+        return _stable_topk_rows(_masked(sims, np.arange(q), admissible), kmax)
+    flat = np.flatnonzero(sims >= np.asarray(lower, sims.dtype)[:, None])  # row-major: rows ascending
+    rows, cols = np.divmod(flat, n)
+    if admissible is not None:
+        keep = admissible(rows, cols)
+        flat, rows, cols = flat[keep], rows[keep], cols[keep]
+    order = np.argsort((rows << 32) - _sortable(np.take(sims, flat)), kind="stable")  # cols ascending on ties
+    counts = np.bincount(rows, minlength=q)
+    sel = np.minimum((np.cumsum(counts) - counts)[:, None] + np.arange(kmax)[None], max(flat.size - 1, 0))
+    idx = np.take(cols, np.take(order, sel)) if flat.size else np.zeros((q, kmax), np.int64)
+    redo = np.flatnonzero(counts < kmax)
+    if redo.size:
+        idx[redo] = _stable_topk_rows(_masked(sims[redo], redo, admissible), kmax)
+    return idx
+
+
+def _masked(sims, rows, admissible):
+    if admissible is None:
+        return sims
+    cols = np.arange(sims.shape[1])
+    return np.where(admissible(rows[:, None], cols[None, :]), sims, np.float32(-np.inf))
+
+
+def episode_blocks(ep: np.ndarray, block: int) -> np.ndarray:
+    """[episodes, ceil(N / block)] bool: column block b holds a row of episode e (ids 0..E-1)."""
+    out = np.zeros((int(ep.max()) + 1, -(-len(ep) // block)), bool)
+    out[ep, np.arange(len(ep)) // block] = True
+    return out
+
+
+def _host_errors(sims, block_max, ep, ep_q, ep_blocks, actions, a_q, ks, pool) -> np.ndarray:
+    """Host backend for one chunk: unmasked sims [h, q, N] -> squared errors [h, q, len(ks)].
+
+    Bound: leaving out the blocks that hold a row of the query's own episode, kmax distinct
+    blocks each hold an admissible (other-episode) entry at least as large as the kmax-th
+    largest remaining block maximum; every admissible entry at least that large, in any
+    block, is a candidate."""
     kmax = max(ks)
-    _, idx = _topk_blocked(sims, kmax, block)  # [h, q, kmax]
-    neigh = jnp.take(actions, jnp.minimum(idx, n - 1), axis=0)  # [h, q, kmax, A]
-    csum = jnp.cumsum(neigh, axis=2)
-    errs = []
-    for k in ks:
-        pred = csum[:, :, k - 1] / k
-        errs.append(jnp.sum((pred - a_q[None]) ** 2, axis=-1))
-    return jnp.stack(errs, axis=-1)
+    nb = block_max.shape[-1]
+    dirty = np.take(ep_blocks, ep_q, axis=0)  # [q, blocks]: blocks holding the query's own episode
+
+    def exclude(rows, cols):
+        return np.take(ep, cols) == np.take(ep_q, rows)
+
+    def one(h):
+        lower = None
+        if kmax <= nb:
+            lower = np.partition(np.where(dirty, np.float32(NEG), block_max[h]), nb - kmax, axis=-1)[:, nb - kmax]
+        idx = ordered_topk(sims[h], kmax, lower, exclude)
+        return _host_errors_from_neighbours(np.take(actions, idx, axis=0), a_q, ks)
+
+    return np.stack(list(pool.map(one, range(sims.shape[0]))))
 
 
 def knn_errors(features, actions, episode_ids, cfg: KnnConfig = KnnConfig()) -> np.ndarray:
@@ -99,31 +225,53 @@ def knn_errors(features, actions, episode_ids, cfg: KnnConfig = KnnConfig()) -> 
     if f.ndim == 2:
         f = f[:, None, :]
     N, Hd, d = f.shape
-    actions = jnp.asarray(actions, jnp.float32)
-    ep = jnp.asarray(np.asarray(episode_ids).astype(np.int64))
-    if actions.shape[0] != N or ep.shape[0] != N:
-        raise ValueError(f"knn: features ({N} rows), actions ({actions.shape[0]}) and episode ids ({ep.shape[0]}) "
-                         "must have the same number of rows")
-    n_eps = len(np.unique(np.asarray(episode_ids)))
-    if n_eps < 2:
+    actions_np = np.asarray(actions, np.float32)
+    eps_np = np.asarray(episode_ids)
+    if actions_np.shape[0] != N or eps_np.shape[0] != N:
+        raise ValueError(f"knn: features ({N} rows), actions ({actions_np.shape[0]}) and episode ids "
+                         f"({eps_np.shape[0]}) must have the same number of rows")
+    uniq, inv = np.unique(eps_np, return_inverse=True)
+    if len(uniq) < 2:
         raise ValueError("knn: neighbours come from other episodes, so at least 2 episodes are needed")
-    others = N - np.bincount(np.unique(np.asarray(episode_ids), return_inverse=True)[1]).max()
+    others = N - np.bincount(inv).max()
     if max(cfg.ks) > others:
         raise ValueError(f"knn: k={max(cfg.ks)} exceeds the {others} rows available from other episodes")
+    ks = tuple(int(k) for k in cfg.ks)
+    actions_j = jnp.asarray(actions_np)
+    ep = jnp.asarray(inv.astype(np.int32))
     hc = max(1, min(cfg.head_chunk, Hd))
     qc = max(1, min(cfg.query_chunk, N, int(cfg.max_chunk_mb * 2**20 / (4 * hc * max(N, 1)))))
-    total = np.zeros((Hd, len(cfg.ks)), np.float64)
-    for h0 in range(0, Hd, hc):
-        fh = _prep(np.moveaxis(f[:, h0:h0 + hc], 1, 0), cfg.metric)  # [h, N, d]
-        if fh.shape[0] < hc:  # pad the last head chunk (fixed shapes -> one compile)
-            fh = jnp.concatenate([fh, jnp.zeros((hc - fh.shape[0], N, d), fh.dtype)])
-        sq = jnp.sum(fh * fh, axis=-1)
-        for q0 in range(0, N, qc):
-            q1 = min(q0 + qc, N)
-            sl = np.arange(q0, q0 + qc) % N  # pad the last query chunk by wrapping; trimmed below
-            err = _score_chunk(fh, fh[:, sl], sq, sq[:, sl], actions, actions[sl], ep, ep[sl],
-                               tuple(cfg.ks), cfg.metric, cfg.block)
-            total[h0:h0 + hc] += np.asarray(err[:, : q1 - q0].sum(axis=1), np.float64)[: min(hc, Hd - h0)]
+    host = cfg.backend() == "host"
+    ep_np = inv.astype(np.int64)
+    ep_blocks = episode_blocks(ep_np, cfg.block) if host else None
+    total = np.zeros((Hd, len(ks)), np.float64)
+
+    def chunks():  # fixed shapes (padded heads, wrapped queries) -> one compile per run
+        for h0 in range(0, Hd, hc):
+            fh, sq = _prep(f[:, h0:h0 + hc], cfg.metric, hc)  # [hc, N, d], [hc, N]
+            for q0 in range(0, N, qc):
+                yield h0, min(hc, Hd - h0), q0, min(q0 + qc, N), fh, sq, np.arange(q0, q0 + qc) % N
+
+    if not host:
+        for h0, nh, q0, q1, fh, sq, sl in chunks():
+            err = _score_chunk_device(fh, fh[:, sl], sq, actions_j, actions_j[sl], ep, ep[sl], ks, cfg.metric)
+            total[h0:h0 + nh] += np.asarray(err)[:nh, : q1 - q0].sum(axis=1, dtype=np.float64)
+        return total / N
+
+    def consume(h0, nh, q0, q1, sims, bmax):
+        sims, bmax = np.asarray(sims)[:nh, : q1 - q0], np.asarray(bmax)[:nh, : q1 - q0]
+        err = _host_errors(sims, bmax, ep_np, ep_np[q0:q1], ep_blocks, actions_np, actions_np[q0:q1], ks, pool)
+        total[h0:h0 + nh] += err.sum(axis=1, dtype=np.float64)
+
+    pending = None
+    with ThreadPoolExecutor(cfg.threads or os.cpu_count() or 1) as pool:
+        for h0, nh, q0, q1, fh, sq, sl in chunks():
+            # dispatch is asynchronous: XLA computes this chunk while the host ranks the previous one
+            out = _raw_similarities_and_block_max(fh, fh[:, sl], sq, cfg.metric, cfg.block)
+            if pending:
+                consume(*pending)
+            pending = (h0, nh, q0, q1, *out)
+        consume(*pending)
     return total / N
 
 

@@ -13,6 +13,7 @@ lowest MSE and select the m best heads at that k (ties: lower layer, then head).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 
@@ -91,8 +92,7 @@ def select_heads(activations, actions, episode_ids, cfg: SelectionConfig = Selec
     subset_mse = {}
     for k in cfg.knn.ks:
         feats = subset_features(a, top_heads(scores, k, cfg.m))
-        sub_cfg = KnnConfig(ks=(k,), metric=cfg.knn.metric, query_chunk=cfg.knn.query_chunk, head_chunk=1,
-                            block=cfg.knn.block, max_chunk_mb=cfg.knn.max_chunk_mb)
+        sub_cfg = dataclasses.replace(cfg.knn, ks=(k,), head_chunk=1)
         subset_mse[int(k)] = float(knn_errors(feats, actions, episode_ids, sub_cfg)[0, 0])
     best_k = min(subset_mse, key=lambda k: (subset_mse[k], k))
     at_k = scores.filter(scores["k"] == best_k)["mse"].to_numpy()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from robosteer_assets.steering import overlap, selectors
-from robosteer_assets.steering.knn import KnnConfig, head_scores, knn_errors, numpy_reference
+from robosteer_assets.steering.knn import KnnConfig, head_scores, knn_errors, numpy_reference, ordered_topk
 from robosteer_assets.steering.selection import SelectionConfig, SelectionResult, select_heads, select_joint, \
     select_non_overlapping
 
@@ -22,17 +22,53 @@ def planted(N_eps=8, T=25, L=4, H=8, d=16, planted_heads=((1, 2), (3, 5), (0, 7)
     return acts, actions, eps
 
 
+@pytest.mark.parametrize("topk", ["host", "device"])
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
-def test_scores_equal_numpy_reference_for_every_k(metric):
+def test_scores_equal_numpy_reference_for_every_k(metric, topk):
     rng = np.random.default_rng(1)
     N, d = 90, 6
     feats = rng.normal(size=(N, 3, d)).astype(np.float32)
     actions = rng.normal(size=(N, 4)).astype(np.float32)
     eps = np.repeat(np.arange(6), 15)
     ks = (1, 5, 10, 20)
-    got = knn_errors(feats, actions, eps, KnnConfig(ks=ks, metric=metric, query_chunk=32, head_chunk=2, block=8))
+    got = knn_errors(feats, actions, eps, KnnConfig(ks=ks, metric=metric, query_chunk=32, head_chunk=2, topk=topk))
     for h in range(3):
         np.testing.assert_allclose(got[h], numpy_reference(feats[:, h], actions, eps, ks, metric), rtol=1e-4)
+
+
+@pytest.mark.parametrize("topk", ["host", "device"])
+def test_ties_are_broken_by_row_index_like_a_stable_sort(topk):
+    # quantised features -> many exactly equal similarities, also across the k boundary
+    rng = np.random.default_rng(4)
+    N = 120
+    feats = rng.integers(0, 2, size=(N, 2, 3)).astype(np.float32) + 0.0
+    feats[feats.sum(-1) == 0] = 1.0
+    actions = rng.normal(size=(N, 3)).astype(np.float32)
+    eps = np.repeat(np.arange(8), 15)
+    ks = (3, 10, 20)
+    got = knn_errors(feats, actions, eps, KnnConfig(ks=ks, query_chunk=50, topk=topk))
+    for h in range(2):
+        np.testing.assert_allclose(got[h], numpy_reference(feats[:, h], actions, eps, ks), rtol=1e-4)
+
+
+def test_ordered_topk_matches_a_stable_descending_sort():
+    rng = np.random.default_rng(5)
+    sims = rng.integers(0, 6, size=(40, 300)).astype(np.float32)  # heavy ties
+    sims[:20] = rng.normal(size=(20, 300))  # and rows without
+    want = np.argsort(-sims, axis=-1, kind="stable")[:, :25]
+    np.testing.assert_array_equal(ordered_topk(sims, 25), want)
+    # candidate pre-filter from block maxima (a valid bound), plus bounds that are too high or too low
+    block_max = sims.reshape(40, 30, 10).max(-1)
+    lower = np.partition(block_max, 30 - 25, axis=-1)[:, 30 - 25]
+    np.testing.assert_array_equal(ordered_topk(sims, 25, lower), want)
+    wrong = np.where(np.arange(40) % 2, sims.max(-1), -np.inf).astype(np.float32)
+    np.testing.assert_array_equal(ordered_topk(sims, 25, wrong), want)
+    # excluded entries (same episode) are never returned, with or without the bound
+    excl = rng.random(size=sims.shape) < 0.3
+    want_x = np.argsort(-np.where(excl, -np.inf, sims), axis=-1, kind="stable")[:, :25]
+    np.testing.assert_array_equal(ordered_topk(sims, 25, exclude=excl), want_x)
+    np.testing.assert_array_equal(ordered_topk(sims, 25, lower, exclude=excl), want_x)
+    np.testing.assert_array_equal(ordered_topk(sims, 25, wrong, exclude=lambda r, c: excl[r, c]), want_x)
 
 
 def test_neighbours_never_come_from_the_query_episode():
@@ -40,7 +76,7 @@ def test_neighbours_never_come_from_the_query_episode():
     eps = np.repeat(np.arange(5), 10)
     feats = np.eye(5, dtype=np.float32)[eps][:, None, :] + 1e-3
     actions = np.repeat(np.arange(5, dtype=np.float32), 10)[:, None]
-    err = knn_errors(feats, actions, eps, KnnConfig(ks=(10,), block=4))
+    err = knn_errors(feats, actions, eps, KnnConfig(ks=(10,)))
     assert err[0, 0] > 1.0  # predictions come from other episodes, so they are wrong
 
 
@@ -48,7 +84,7 @@ def test_chunked_and_unchunked_agree():
     acts, actions, eps = planted(N_eps=6, T=20, L=2, H=4, d=8, planted_heads=((1, 2), (0, 3)))
     a = acts.reshape(len(eps), 8, 8)
     big = knn_errors(a, actions, eps, KnnConfig(query_chunk=10_000, head_chunk=8))
-    small = knn_errors(a, actions, eps, KnnConfig(query_chunk=7, head_chunk=3, block=4))
+    small = knn_errors(a, actions, eps, KnnConfig(query_chunk=7, head_chunk=3))
     np.testing.assert_allclose(big, small, rtol=1e-5)
 
 
