@@ -287,7 +287,7 @@ def test_serve_checkpoint_serves_until_ctrl_c(tiny):
         with PolicyClient("127.0.0.1", port, timeout=60) as client:
             assert client.get_server_metadata() == policy.metadata
         proc.send_signal(signal.SIGINT)
-        try:  # generous: once (in 1 of ~5 full-suite runs on the loaded 2-core box) 30 s were not enough
+        try:  # generous: once, in a full-suite run on the 2-core box, 30 s were not enough
             _, err = proc.communicate(timeout=90)
         except subprocess.TimeoutExpired as e:
             proc.kill()
