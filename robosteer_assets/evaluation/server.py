@@ -34,7 +34,9 @@ policy a second client's request waits for the running inference, and so does th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import sys
 import threading
 import time
@@ -321,17 +323,38 @@ def run_in_thread(policy: ServedPolicy, config: ServerConfig = ServerConfig()) -
 
 def serve_checkpoint(checkpoint_dir: str | os.PathLike, host: str = "0.0.0.0", port: int = 8000, workers: int = 4,
                      num_steps: int = 10) -> int:
-    """Load ``vla.policy.Policy.from_checkpoint(checkpoint_dir)`` and serve it until Ctrl-C; exit code.
+    """Load ``vla.policy.Policy.from_checkpoint(checkpoint_dir)`` and serve it until SIGINT (Ctrl-C) or
+    SIGTERM (``docker stop``, Kubernetes); exit code 0. Both signals get explicit handlers, so the server
+    also stops when it inherited SIGINT as ignored (a background job of a non-interactive shell).
     Load errors propagate (they name the file and what was expected)."""
     from robosteer_assets.vla.policy import Policy
 
     config = ServerConfig(host=host, port=port, workers=workers)
     policy = Policy.from_checkpoint(Path(checkpoint_dir), num_steps=num_steps)
     log.info("serving %s: %s", checkpoint_dir, policy.metadata)
+
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        received: list[str] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda s=sig: (received.append(s.name), stop.set()))
+        server = asyncio.create_task(PolicyServer(policy, config).serve_forever())
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({server, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if server.done():
+            server.result()  # the server failed (e.g. port in use): raise it
+        server.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await server
+        return received[0] if received else "stopped"
+
     try:
-        asyncio.run(PolicyServer(policy, config).serve_forever())
-    except KeyboardInterrupt:
-        log.info("policy server on port %d stopped (interrupted)", port)
+        why = asyncio.run(main())
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        why = "SIGINT"
+    log.info("policy server on port %d stopped (%s)", port, "interrupted" if why == "SIGINT" else why)
     return 0
 
 
