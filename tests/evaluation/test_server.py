@@ -275,13 +275,14 @@ def test_serve_checkpoint_serves_until_signalled(tiny, sig, inherit_ignored, sai
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    code = ("import logging, sys; logging.basicConfig(level=logging.INFO);"
+    # the disposition serve_checkpoint starts with: ignored (as inherited by a background job) or Python's
+    # own handler, whatever the test runner's own disposition is (no preexec_fn: JAX is multithreaded)
+    disposition = "signal.SIG_IGN" if inherit_ignored else "signal.default_int_handler"
+    code = (f"import logging, signal, sys; signal.signal(signal.SIGINT, {disposition});"
+            "logging.basicConfig(level=logging.INFO);"
             "from robosteer_assets.evaluation.server import serve_checkpoint;"
             f"sys.exit(serve_checkpoint({str(ckpt)!r}, '127.0.0.1', {port}, 1, {NUM_STEPS}))")
-    preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if inherit_ignored else \
-        (lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=preexec)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while True:
