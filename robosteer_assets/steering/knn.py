@@ -9,21 +9,24 @@ Lower is better.
 
 Implementation: features are L2-normalised once (cosine); heads are processed
 in chunks and queries in chunks, so at most ``head_chunk x query_chunk x N``
-similarities exist at a time (memory stays bounded at N = 10^5 rows). The
-similarities (one batched matmul per chunk, same-episode entries masked) are
-computed by XLA; the exact top-k_max (k_max = max(ks)) is then found by one of
-two backends (``KnnConfig.topk``):
+similarities exist at a time (memory stays bounded at N = 10^5 rows). XLA
+computes each chunk's similarities (one batched matmul); the exact ordered
+top-k_max (k_max = max(ks)) then comes from one of two backends
+(``KnnConfig.topk``):
 
-* ``host`` (the default on CPU): ``numpy.argpartition`` in a thread pool, one
-  head per task (XLA's CPU TopK is a single-threaded ``partial_sort`` per row
-  and costs more than the matmul; measured in benchmarks/bench_head_scoring.py).
-  The k_max neighbours are then ordered by (similarity desc, row index asc).
-* ``device`` (the default on GPU/TPU): ``jax.lax.top_k`` inside the jitted graph.
+* ``host`` (the default on CPU; XLA's CPU TopK is a single-threaded
+  ``partial_sort`` per row and costs more than the matmul, see
+  benchmarks/bench_head_scoring.py): XLA also returns the maxima over blocks of
+  ``block`` columns; on the host, one head per thread-pool task, the k_max-th
+  largest maximum of the blocks without a same-episode row bounds each row's
+  k_max-th admissible similarity from below, and the few other-episode entries
+  above it are ordered by one stable integer sort. A row the bound leaves short
+  takes the full-row path (argpartition + stable tie check), so it stays exact.
+* ``device`` (the default on GPU/TPU): episode mask and ``jax.lax.top_k`` inside
+  the jitted graph.
 
-Both are exact. Ties: the neighbour order is (similarity desc, row index asc),
-as a stable sort gives; the host backend checks every query for a tie across
-the k_max boundary and recomputes those rows with a stable sort. Prefix sums
-over the ordered neighbours' actions give every k at once.
+Neighbour order on both: similarity desc, row index asc (a stable sort's
+order). Prefix sums over the ordered neighbours' actions give every k at once.
 """
 
 from __future__ import annotations
@@ -78,12 +81,17 @@ def _prep(features, metric: str, heads: int):
     return f, jnp.sum(f * f, axis=-1)
 
 
-def _similarities(fh, fq, db_sqnorm, ep, ep_q, metric):
-    """fh [h, N, d] database, fq [h, q, d] queries -> [h, q, N]; larger is nearer, other episodes only."""
+def _raw_similarities(fh, fq, db_sqnorm, metric):
+    """fh [h, N, d] database, fq [h, q, d] queries -> [h, q, N]; larger is nearer (no episode mask)."""
     sims = jnp.einsum("hqd,hnd->hqn", fq, fh)
     if metric == "euclidean":  # -||q - x||^2 up to the per-query constant
         sims = 2 * sims - db_sqnorm[:, None, :]
-    return jnp.where((ep_q[:, None] == ep[None, :])[None], NEG, sims)
+    return sims
+
+
+def _similarities(fh, fq, db_sqnorm, ep, ep_q, metric):
+    """:func:`_raw_similarities` with same-episode entries masked out (NEG)."""
+    return jnp.where((ep_q[:, None] == ep[None, :])[None], NEG, _raw_similarities(fh, fq, db_sqnorm, metric))
 
 
 @functools.partial(jax.jit, static_argnames=("metric", "block"))
@@ -91,24 +99,22 @@ def _raw_similarities_and_block_max(fh, fq, db_sqnorm, metric, block):
     """Host backend's device half: the unmasked similarities [h, q, N] and their maxima over blocks
     of ``block`` columns [h, q, ceil(N / block)]. The episode mask is left to the host, which
     applies it to the few candidates only (masking here costs a pass over the chunk)."""
-    sims = jnp.einsum("hqd,hnd->hqn", fq, fh)
-    if metric == "euclidean":
-        sims = 2 * sims - db_sqnorm[:, None, :]
+    sims = _raw_similarities(fh, fq, db_sqnorm, metric)
     h, q, n = sims.shape
     padded = jnp.pad(sims, ((0, 0), (0, 0), (0, (-n) % block)), constant_values=NEG)
     return sims, padded.reshape(h, q, -1, block).max(-1)
 
 
 def _errors_from_neighbours(neigh_actions, a_q, ks):
-    """neigh_actions [..., q, kmax, A] ordered nearest first -> squared errors [..., q, len(ks)] (eq. 3-4)."""
-    xp = np if isinstance(neigh_actions, np.ndarray) else jnp
-    csum = xp.cumsum(neigh_actions, axis=-2)
-    return xp.stack([((csum[..., k - 1, :] / k - a_q) ** 2).sum(-1) for k in ks], -1)
+    """neigh_actions [h, q, kmax, A] (jax) ordered nearest first -> squared errors [h, q, len(ks)] (eq. 3-4)."""
+    csum = jnp.cumsum(neigh_actions, axis=-2)
+    return jnp.stack([((csum[..., k - 1, :] / k - a_q) ** 2).sum(-1) for k in ks], -1)
 
 
 def _host_errors_from_neighbours(neigh_actions: np.ndarray, a_q: np.ndarray, ks) -> np.ndarray:
-    """Same as :func:`_errors_from_neighbours` for [q, kmax, A] on the host: sums over the
-    segments between consecutive k, then a cumulative sum over the few segments."""
+    """Same as :func:`_errors_from_neighbours` for one head [q, kmax, A] in numpy: sums over the
+    segments between consecutive k, then a cumulative sum over the few segments (numpy's cumsum
+    over k_max is ~3x slower than this)."""
     order = np.argsort(ks)
     sk = np.asarray(ks)[order]
     seg = np.add.reduceat(neigh_actions, np.concatenate([[0], sk[:-1]]), axis=1)  # [q, len(ks), A]
@@ -237,8 +243,6 @@ def knn_errors(features, actions, episode_ids, cfg: KnnConfig = KnnConfig()) -> 
     if max(cfg.ks) > others:
         raise ValueError(f"knn: k={max(cfg.ks)} exceeds the {others} rows available from other episodes")
     ks = tuple(int(k) for k in cfg.ks)
-    actions_j = jnp.asarray(actions_np)
-    ep = jnp.asarray(inv.astype(np.int32))
     hc = max(1, min(cfg.head_chunk, Hd))
     qc = max(1, min(cfg.query_chunk, N, int(cfg.max_chunk_mb * 2**20 / (4 * hc * max(N, 1)))))
     host = cfg.backend() == "host"
@@ -253,6 +257,7 @@ def knn_errors(features, actions, episode_ids, cfg: KnnConfig = KnnConfig()) -> 
                 yield h0, min(hc, Hd - h0), q0, min(q0 + qc, N), fh, sq, np.arange(q0, q0 + qc) % N
 
     if not host:
+        actions_j, ep = jnp.asarray(actions_np), jnp.asarray(inv.astype(np.int32))
         for h0, nh, q0, q1, fh, sq, sl in chunks():
             err = _score_chunk_device(fh, fh[:, sl], sq, actions_j, actions_j[sl], ep, ep[sl], ks, cfg.metric)
             total[h0:h0 + nh] += np.asarray(err)[:nh, : q1 - q0].sum(axis=1, dtype=np.float64)

@@ -27,13 +27,13 @@ METHODS = ("steering", "full_lora")
 
 
 def _sub_jaxprs(eqn):
+    """The jaxprs among ``eqn``'s params (a Jaxpr, or a ClosedJaxpr's ``.jaxpr``), also inside tuples."""
     for v in eqn.params.values():
         for x in v if isinstance(v, (tuple, list)) else (v,):
-            j = getattr(x, "jaxpr", None)
-            if j is not None:
-                yield j if hasattr(j, "eqns") else x.jaxpr
-            elif hasattr(x, "eqns"):
+            if hasattr(x, "eqns"):
                 yield x
+            elif hasattr(getattr(x, "jaxpr", None), "eqns"):
+                yield x.jaxpr
 
 
 def jaxpr_flops(jaxpr) -> float:

@@ -22,22 +22,27 @@ def planted(N_eps=8, T=25, L=4, H=8, d=16, planted_heads=((1, 2), (3, 5), (0, 7)
     return acts, actions, eps
 
 
-@pytest.mark.parametrize("topk", ["host", "device"])
+# host block 2: enough blocks for the candidate bound; block 64: too few, every row takes the full-row path
+HOST_PATHS = [("host", 2), ("host", 64), ("device", 8)]
+
+
+@pytest.mark.parametrize("topk,block", HOST_PATHS, ids=["host-candidates", "host-full-rows", "device"])
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
-def test_scores_equal_numpy_reference_for_every_k(metric, topk):
+def test_scores_equal_numpy_reference_for_every_k(metric, topk, block):
     rng = np.random.default_rng(1)
     N, d = 90, 6
     feats = rng.normal(size=(N, 3, d)).astype(np.float32)
     actions = rng.normal(size=(N, 4)).astype(np.float32)
     eps = np.repeat(np.arange(6), 15)
     ks = (1, 5, 10, 20)
-    got = knn_errors(feats, actions, eps, KnnConfig(ks=ks, metric=metric, query_chunk=32, head_chunk=2, topk=topk))
+    got = knn_errors(feats, actions, eps, KnnConfig(ks=ks, metric=metric, query_chunk=32, head_chunk=2, topk=topk,
+                                                    block=block))
     for h in range(3):
         np.testing.assert_allclose(got[h], numpy_reference(feats[:, h], actions, eps, ks, metric), rtol=1e-4)
 
 
-@pytest.mark.parametrize("topk", ["host", "device"])
-def test_ties_are_broken_by_row_index_like_a_stable_sort(topk):
+@pytest.mark.parametrize("topk,block", HOST_PATHS, ids=["host-candidates", "host-full-rows", "device"])
+def test_ties_are_broken_by_row_index_like_a_stable_sort(topk, block):
     # quantised features -> many exactly equal similarities, also across the k boundary
     rng = np.random.default_rng(4)
     N = 120
@@ -46,7 +51,7 @@ def test_ties_are_broken_by_row_index_like_a_stable_sort(topk):
     actions = rng.normal(size=(N, 3)).astype(np.float32)
     eps = np.repeat(np.arange(8), 15)
     ks = (3, 10, 20)
-    got = knn_errors(feats, actions, eps, KnnConfig(ks=ks, query_chunk=50, topk=topk))
+    got = knn_errors(feats, actions, eps, KnnConfig(ks=ks, query_chunk=50, topk=topk, block=block))
     for h in range(2):
         np.testing.assert_allclose(got[h], numpy_reference(feats[:, h], actions, eps, ks), rtol=1e-4)
 
