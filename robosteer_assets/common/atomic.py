@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,17 @@ def clean_stale_tmp(parent: Path, name: str) -> None:
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
+def _remove_failed_tmp(tmp: Path, settle_s: float = 0.05, attempts: int = 40) -> None:
+    """Remove a failed write's temp directory. A writer with background threads (orbax / tensorstore)
+    can still create files in it after the error reached us, which makes one ``rmtree`` leave it
+    behind; so remove, wait a moment, and repeat until it stays gone (bounded: ~2 s)."""
+    for _ in range(attempts):
+        shutil.rmtree(tmp, ignore_errors=True)
+        time.sleep(settle_s)
+        if not tmp.exists():
+            return
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``path`` on successful exit.
@@ -46,7 +58,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_failed_tmp(tmp)
         raise
     old = None
     if path.exists():
