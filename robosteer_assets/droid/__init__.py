@@ -1,5 +1,5 @@
 """DROID episodes: raw-layout writer/reader, validation and quarantine, image
-crop/resize, rate resampling, keyframes, the per-task episode store (zarr) and
+letterbox resize, rate resampling, keyframes, the per-task episode store (zarr) and
 ``robosteer validate``. No dagster here (see docs/ARCHITECTURE.md, DROID section).
 
 Modules: ``episode`` (EpisodeRecording / Episode), ``errors``, ``layout`` (paths,

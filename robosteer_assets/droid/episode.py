@@ -4,8 +4,8 @@
   takes: raw float64 signals in DROID units at the control rate, full-size camera
   frames. Field names follow DROID's ``trajectory.h5`` (droid_facts.md §1.4).
 * ``Episode``: what ``droid.reader.read_episode`` returns for the model: float32
-  state / actions in openpi's DROID layout (7 joints + gripper), frames cropped to
-  a square and resized, at the method's rate (6 Hz by default).
+  state / actions in openpi's DROID layout (7 joints + gripper), frames letterboxed
+  to a square (``common.images.resize_with_pad``), at the method's rate (6 Hz by default).
 
 Units (droid_facts.md §1.4): joint positions rad; observed joint velocities rad/s;
 gripper position 0 = open .. 1 = closed; ``action_joint_velocity`` is DROID's

@@ -12,9 +12,12 @@ What is read (droid_facts.md §1.4):
 * two cameras: the exterior one chosen by ``ReadConfig.exterior`` and the wrist
   one (``camera_type`` 0 / metadata ``wrist_cam_serial``), MP4 frame i = h5 step i.
 
-Images: center-crop to a square (the shorter side), then resize to
-``image_size`` with PIL bilinear. A side-by-side stereo MP4 (aspect ratio >
-``stereo_min_aspect``, DROID's old convention) is cut to its left half first.
+Images: letterboxed to ``image_size`` x ``image_size`` by ``common.images.resize_with_pad``
+(aspect kept, PIL bilinear, centred on black), the same function serving applies to a live
+frame (``vla.policy``), so a 1280x720 DROID frame keeps its full width in training as it does
+at inference. A side-by-side stereo MP4 (aspect ratio > ``stereo_min_aspect``: the
+``-stereo`` 2560x720 layout, or DROID's old ``<serial>.mp4`` convention) is cut to its left
+view first (:func:`frame_to_image`).
 
 Rate (the paper records at 6 Hz; DROID at 15 Hz). The recorded rate is
 ``ReadConfig.source_hz`` if set, else h5 attr / metadata ``control_hz``, else
@@ -49,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from robosteer_assets.common.images import resize_with_pad
 from robosteer_assets.common.progress import get_logger
 from robosteer_assets.droid import errors as E
 from robosteer_assets.droid.episode import NUM_JOINTS, Episode
@@ -314,44 +318,23 @@ def select_cameras(
 # ----------------------------------------------------------------------------- video
 
 
-def probe_frame_count(mp4: Path) -> int:
-    """Decode ``mp4`` fully and count its frames (container counts are not trusted)."""
-    import av
+def frame_to_image(frame: np.ndarray, size: int, stereo_min_aspect: float = 2.5) -> np.ndarray:
+    """One decoded uint8 ``[H, W, 3]`` camera frame -> the stored ``[size, size, 3]`` image.
 
-    n = 0
-    try:
-        with av.open(str(mp4)) as c:
-            if not c.streams.video:
-                raise E.VideoError(mp4, "video stream", "an H.264/MPEG-4 video stream", "no video stream")
-            for _ in c.decode(c.streams.video[0]):
-                n += 1
-    except E.EpisodeError:
-        raise
-    except Exception as e:  # av.error.*, OSError: undecodable file
-        raise E.VideoError(mp4, "", "a decodable MP4", f"{type(e).__name__}: {e}") from None
-    return n
-
-
-def crop_resize(img, size: int, stereo_min_aspect: float = 2.5) -> np.ndarray:
-    """PIL image or uint8 HxWx3 array -> center square crop -> ``size`` x ``size`` (PIL bilinear)."""
-    from PIL import Image
-
-    if isinstance(img, np.ndarray):
-        img = Image.fromarray(img)
-    w, h = img.size
-    if w > stereo_min_aspect * h:  # side-by-side stereo: keep the left view
-        w = w // 2
-        img = img.crop((0, 0, w, h))
-    s = min(w, h)
-    left, top = (w - s) // 2, (h - s) // 2
-    img = img.crop((left, top, left + s, top + s))
-    if s != size:
-        img = img.resize((size, size), Image.Resampling.BILINEAR)
-    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    A side-by-side stereo frame (``W > stereo_min_aspect * H``, e.g. DROID's 2560x720
+    ``-stereo`` layout) is cut to its left view first (the left ``W // 2`` columns); the view is
+    then letterboxed with ``common.images.resize_with_pad``, the resize ``Policy.infer`` applies
+    to a live frame, so demonstrations and requests reach the model alike."""
+    frame = np.asarray(frame)
+    h, w = frame.shape[:2]
+    if w > stereo_min_aspect * h:
+        frame = frame[:, : w // 2]
+    return resize_with_pad(frame, size, size)
 
 
 def decode_frames(mp4: Path, keep: np.ndarray, size: int, stereo_min_aspect: float = 2.5) -> tuple[np.ndarray, int]:
-    """Decode ``mp4``; return (crop-resized frames at indices ``keep`` [K,S,S,3], total frame count).
+    """Decode ``mp4``; return (frames at indices ``keep`` through :func:`frame_to_image` [K,S,S,3],
+    total frame count).
 
     Frames past the end of the video are left as zeros (the caller checks the count).
     """
@@ -372,7 +355,7 @@ def decode_frames(mp4: Path, keep: np.ndarray, size: int, stereo_min_aspect: flo
             for frame in c.decode(stream):
                 k = where.get(n)
                 if k is not None:
-                    out[k] = crop_resize(frame.to_image(), size, stereo_min_aspect)
+                    out[k] = frame_to_image(frame.to_ndarray(format="rgb24"), size, stereo_min_aspect)
                 n += 1
     except E.EpisodeError:
         raise

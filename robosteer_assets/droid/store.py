@@ -6,7 +6,8 @@ Layout (docs/ARCHITECTURE.md, "Per-task store")::
     <store_dir>/episodes.zarr     images uint8 [N,2,S,S,3], state f32 [N,8], actions f32 [N,8],
                                   episode_index i32 [N], step i32 [N], joint_velocities f32 [N,7]
                                   attrs: episodes [{uuid, instruction, start, length}], image_size,
-                                  control_hz, task, ingest_id, complete=True, format_version
+                                  image_resize, control_hz, task, ingest_id, complete=True,
+                                  format_version
     <store_dir>/manifest.parquet  task, uuid, path, status ('ok'|'quarantined'), reason, length,
                                   instruction, start, source_length, success, ingest_id
 
@@ -20,22 +21,31 @@ The manifest is written atomically afterwards and carries the same
 ``ingest_id``. ``EpisodeStore.open`` refuses a store that is missing, only
 half-written (a ``.tmp-`` sibling), lacks ``complete``, has inconsistent arrays
 or a manifest from another ingest.
+
+Image path: ``image_resize`` names the resize the images went through
+(``common.images.RESIZE_METHOD``, the letterbox serving also applies). A store without it
+(written by the earlier square centre crop) or with another value is *stale*:
+``EpisodeStore.open`` raises :class:`StaleStoreError` so training never mixes the two image
+paths, and :func:`store_is_current` lets the orchestration re-ingest the task.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
 import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from robosteer_assets.common.atomic import TMP_PREFIX, atomic_dir, write_bytes_atomic
+from robosteer_assets.common.images import RESIZE_METHOD
 from robosteer_assets.common.progress import Progress, get_logger
 from robosteer_assets.droid import errors as E
 from robosteer_assets.droid.episode import ACTION_DIM, NUM_JOINTS, STATE_DIM, Episode
@@ -171,31 +181,66 @@ class _Appender:
         return self.written
 
 
+@dataclass(frozen=True)
+class EpisodeSource:
+    """One episode to ingest, whatever its on-disk format.
+
+    path: what the manifest and the quarantine table name (a folder, a file, or
+        ``<file>#episode=<i>`` for one episode of a shared file);
+    uuid: the episode id when it is known before reading ("" otherwise);
+    read: decodes and validates the episode, raising an ``EpisodeError`` on bad input.
+    """
+
+    path: str
+    uuid: str
+    read: Callable[[], Episode]
+
+
 def ingest_task(
     task_dir: str | os.PathLike,
     store_dir: str | os.PathLike,
     cfg: IngestConfig = IngestConfig(),
     annotations: dict | None = None,
 ) -> IngestResult:
-    """Decode and validate every episode of ``task_dir``; write ``<store_dir>/episodes.zarr``
-    and ``<store_dir>/manifest.parquet`` atomically.
-
-    Invalid episodes are quarantined (listed with their reason), never stopping
-    the others. Raises ``UnsafeTaskNameError`` for a task folder that is not a
-    safe partition key and ``TooFewEpisodesError`` (nothing written) when fewer
-    than ``cfg.min_episodes`` are valid.
-    """
-    import polars as pl
-    import zarr
-
-    t0 = time.monotonic()
+    """Decode and validate every DROID raw episode of ``task_dir``; write
+    ``<store_dir>/episodes.zarr`` and ``<store_dir>/manifest.parquet`` atomically
+    (see ``ingest_episodes``). Raises ``UnsafeTaskNameError`` for a task folder that
+    is not a safe partition key."""
     task_dir, store_dir = Path(task_dir), Path(store_dir)
     task = safe_task_name(task_dir.name)
     if not task_dir.is_dir():
         raise E.MissingFileError(task_dir, "", "a task folder of episode folders", "no such directory")
     if annotations is None and cfg.annotations:
         annotations = load_annotations(cfg.annotations)
-    ep_dirs = find_episode_dirs(task_dir, include_failures=cfg.include_failures)
+    sources = [
+        EpisodeSource(str(ep_dir), _uuid_guess(ep_dir), functools.partial(read_episode, ep_dir, cfg.read, annotations))
+        for ep_dir in find_episode_dirs(task_dir, include_failures=cfg.include_failures)
+    ]
+    return ingest_episodes(task, sources, store_dir, cfg, origin=task_dir)
+
+
+def ingest_episodes(
+    task: str,
+    sources: Sequence[EpisodeSource],
+    store_dir: str | os.PathLike,
+    cfg: IngestConfig = IngestConfig(),
+    origin: str | os.PathLike | None = None,
+) -> IngestResult:
+    """Read every episode of ``sources`` into ``<store_dir>/episodes.zarr`` and list all
+    of them in ``<store_dir>/manifest.parquet``, both written atomically.
+
+    Invalid episodes are quarantined (listed with their reason), never stopping
+    the others. Raises ``TooFewEpisodesError`` (nothing written) when fewer than
+    ``cfg.min_episodes`` are valid; ``origin`` (the task folder or dataset) names
+    the task in that error.
+    """
+    import polars as pl
+    import zarr
+
+    t0 = time.monotonic()
+    store_dir = Path(store_dir)
+    task = safe_task_name(task)
+    origin = Path(origin) if origin is not None else store_dir
     S = cfg.read.image_size
     ingest_id = uuidlib.uuid4().hex[:12]
     rows: list[dict[str, Any]] = []
@@ -203,38 +248,38 @@ def ingest_task(
     episodes_attr: list[dict[str, Any]] = []
     lengths: dict[str, int] = {}
     control_hz: float | None = None
-    progress = Progress(log, f"ingest {task}", max(1, len(ep_dirs)))
+    progress = Progress(log, f"ingest {task}", max(1, len(sources)))
     store_path = store_dir / STORE_NAME
     with atomic_dir(store_path) as tmp:
         g = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         appender = _Appender(_create_arrays(g, S, cfg.chunk_steps))
         n = 0
-        for ep_dir in ep_dirs:
-            row = {"task": task, "uuid": _uuid_guess(ep_dir), "path": str(ep_dir), "status": "quarantined",
+        for src in sources:
+            row = {"task": task, "uuid": src.uuid, "path": src.path, "status": "quarantined",
                    "reason": "", "length": 0, "instruction": "", "start": -1, "source_length": 0,
                    "success": None, "ingest_id": ingest_id}
             try:
-                ep = read_episode(ep_dir, cfg.read, annotations)
+                ep = src.read()
                 if ep.uuid in lengths:
-                    raise E.MetadataError(ep_dir, "uuid", "a uuid unique within the task", f"duplicate {ep.uuid!r}")
+                    raise E.MetadataError(src.path, "uuid", "a uuid unique within the task", f"duplicate {ep.uuid!r}")
                 if control_hz is not None and abs(ep.control_hz - control_hz) > 1e-6 * control_hz:
                     raise E.RateError(
-                        ep_dir, "control rate", f"{control_hz:g} Hz like the task's other episodes", f"{ep.control_hz:g} Hz"
+                        src.path, "control rate", f"{control_hz:g} Hz like the task's other episodes", f"{ep.control_hz:g} Hz"
                     )
             except E.EpisodeError as e:
-                quarantined[str(ep_dir)] = e.reason
+                quarantined[src.path] = e.reason
                 row["reason"] = e.reason
-                log.warning("quarantined %s: %s", ep_dir, e.reason)
+                log.warning("quarantined %s: %s", src.path, e.reason)
             except Exception as e:  # a bug or an unforeseen file problem must not stop the other episodes
-                reason = f"{type(e).__name__}: {ep_dir}: {e}"
-                quarantined[str(ep_dir)] = reason
+                reason = f"{type(e).__name__}: {src.path}: {e}"
+                quarantined[src.path] = reason
                 row["reason"] = reason
-                log.exception("unexpected error reading %s", ep_dir)
+                log.exception("unexpected error reading %s", src.path)
             else:
                 control_hz = ep.control_hz if control_hz is None else control_hz
                 appender.add(ep, len(episodes_attr))
                 episodes_attr.append({"uuid": ep.uuid, "instruction": ep.instruction, "start": n, "length": ep.length,
-                                      "path": str(ep_dir)})
+                                      "path": src.path})
                 lengths[ep.uuid] = ep.length
                 row.update(uuid=ep.uuid, status="ok", length=ep.length, instruction=ep.instruction, start=n,
                            source_length=ep.source_length,
@@ -243,7 +288,7 @@ def ingest_task(
             rows.append(row)
             progress.update(1, valid=len(episodes_attr), quarantined=len(quarantined))
         if len(episodes_attr) < cfg.min_episodes:
-            raise E.TooFewEpisodesError(task_dir, len(episodes_attr), cfg.min_episodes, quarantined)
+            raise E.TooFewEpisodesError(origin, len(episodes_attr), cfg.min_episodes, quarantined)
         if appender.close() != n:
             raise RuntimeError(f"{tmp}: wrote {appender.written} rows, expected {n}")
         g.attrs.update({
@@ -252,6 +297,7 @@ def ingest_task(
             "ingest_id": ingest_id,
             "episodes": episodes_attr,
             "image_size": S,
+            "image_resize": RESIZE_METHOD,
             "control_hz": control_hz,
             "num_steps": n,
             "read_config": {k: getattr(cfg.read, k) for k in cfg.read.__dataclass_fields__},
@@ -283,6 +329,37 @@ def read_manifest(store_dir: str | os.PathLike):
         raise E.StoreError(p, f"unreadable manifest ({type(e).__name__}: {e})") from None
 
 
+class StaleStoreError(E.StoreError):
+    """A complete store whose images went through another resize than ``RESIZE_METHOD``;
+    re-ingest the task (materialise ``raw_episodes``)."""
+
+
+def _check_image_resize(path: Path, attrs: dict) -> None:
+    found = attrs.get("image_resize")
+    if found != RESIZE_METHOD:
+        shown = "no 'image_resize' attribute (square centre crop)" if found is None else repr(found)
+        raise StaleStoreError(
+            path, f"stale image path: attribute 'image_resize' expected {RESIZE_METHOD!r}, found {shown}; "
+            "re-ingest the task (materialise raw_episodes)")
+
+
+def store_is_current(path: str | os.PathLike) -> bool:
+    """True when ``path`` (``<store_dir>`` or its ``episodes.zarr``) holds a complete store written
+    with the current image path; False when it is missing, half-written or stale (reads attrs only)."""
+    import zarr
+
+    path = Path(path)
+    if path.name != STORE_NAME:
+        path = path / STORE_NAME
+    if not path.is_dir():
+        return False
+    try:
+        attrs = dict(zarr.open_group(str(path), mode="r", zarr_format=3).attrs)
+    except Exception:
+        return False
+    return attrs.get("complete") is True and attrs.get("image_resize") == RESIZE_METHOD
+
+
 class EpisodeStore:
     """Read-only view of a per-task store. Use ``EpisodeStore.open(path)``."""
 
@@ -301,7 +378,8 @@ class EpisodeStore:
     @classmethod
     def open(cls, path: str | os.PathLike) -> EpisodeStore:
         """Open ``<store_dir>`` or ``<store_dir>/episodes.zarr``; raise ``StoreError`` if it
-        is missing, half-written or inconsistent."""
+        is missing, half-written or inconsistent, :class:`StaleStoreError` if its images went
+        through another resize than ``RESIZE_METHOD``."""
         import zarr
 
         path = Path(path)
@@ -327,6 +405,7 @@ class EpisodeStore:
         for key in ("episodes", "image_size", "control_hz", "num_steps"):
             if key not in attrs:
                 raise E.StoreError(path, f"attribute {key!r} missing")
+        _check_image_resize(path, attrs)
         N, S = int(attrs["num_steps"]), int(attrs["image_size"])
         expected = {
             "images": ((N, 2, S, S, 3), np.uint8), "state": ((N, STATE_DIM), np.float32),
@@ -426,7 +505,7 @@ class EpisodeStore:
 
     def summary(self) -> dict[str, Any]:
         return {"task": self.task, "num_episodes": self.num_episodes, "num_steps": self.num_steps,
-                "image_size": self.image_size, "control_hz": self.control_hz, "ingest_id": self.ingest_id,
+                "image_size": self.image_size, "image_resize": self.attrs["image_resize"], "control_hz": self.control_hz, "ingest_id": self.ingest_id,
                 "path": str(self.path)}
 
 

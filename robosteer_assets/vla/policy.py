@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from robosteer_assets.common.progress import get_logger
+from robosteer_assets.common.images import resize_with_pad
 from robosteer_assets.vla.transforms import DROID_ACTION_DIM, make_observation, unnormalize_actions
 
 log = get_logger("vla.policy")
@@ -106,6 +107,13 @@ def parse_request(obs: dict, cfg: PolicyConfig = PolicyConfig()) -> tuple[np.nda
     return ext, wrist, state, prompt
 
 
+def model_images(exterior: np.ndarray, wrist: np.ndarray, resolution: int) -> np.ndarray:
+    """The request's two camera frames as the uint8 ``[1, 2, R, R, 3]`` batch ``make_observation``
+    takes (``resize_with_pad``, the resize ingest applies to demonstration frames)."""
+    return np.stack([resize_with_pad(exterior, resolution, resolution),
+                     resize_with_pad(wrist, resolution, resolution)])[None]
+
+
 class Policy:
     """A loaded checkpoint that maps DROID requests to action chunks.
 
@@ -171,10 +179,7 @@ class Policy:
     def infer(self, obs: dict, noise=None) -> dict:
         ext, wrist, state, prompt = parse_request(obs, self.config)
         t0 = time.monotonic()
-        res = self.cfg.vision.resolution
-        from robosteer_assets.vla.transforms import resize_with_pad
-
-        images = np.stack([resize_with_pad(ext, res, res), resize_with_pad(wrist, res, res)])[None]
+        images = model_images(ext, wrist, self.cfg.vision.resolution)
         observation = make_observation(self.cfg, self.tokenizer, self.norm_stats, images, state[None], [prompt])
         x = self._sample(self.params, observation, self._noise(noise))
         actions = unnormalize_actions(self.cfg, self.norm_stats, np.asarray(x[0]))

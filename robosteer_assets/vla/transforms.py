@@ -3,8 +3,9 @@
 Inputs (openpi's chain DroidInputs → Normalize → ResizeImages → TokenizePrompt → PadStatesAndActions):
 * images ``uint8 [B, 2, S, S, 3]`` (0 = exterior left, 1 = wrist, as the episode store):
   exterior → ``base_0_rgb``, wrist → ``left_wrist_0_rgb``, ``right_wrist_0_rgb`` = zeros with mask
-  False; resized with pad to the model resolution only when not already that size (PIL bilinear,
-  aspect kept, centred on a black canvas); then ``x / 255 · 2 − 1`` → ``[-1, 1]`` float32;
+  False; resized with pad to the model resolution only when not already that size
+  (``common.images.resize_with_pad``, the same function ingest uses); then ``x / 255 · 2 − 1``
+  → ``[-1, 1]`` float32;
 * state ``[B, 8]`` (7 joints + gripper) normalised (z-score pi0, quantile pi0.5), the pi0.5 prompt
   built from the normalised 8-dim state, then zero-padded to ``action_dim``;
 * actions ``[B, T_a, 8]`` (training) normalised with the ``actions`` stats and zero-padded.
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from robosteer_assets.common.images import resize_with_pad
 from robosteer_assets.vla.config import IMAGE_KEYS
 from robosteer_assets.vla.normalize import NormStats, normalize, unnormalize, use_quantile_norm
 from robosteer_assets.vla.observation import Observation
@@ -48,24 +50,6 @@ class DroidTransformConfig:
 
 
 # ----------------------------------------------------------------------------- images
-
-def resize_with_pad(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """uint8 ``[H, W, 3]`` → ``[height, width, 3]``: keep the aspect ratio, bilinear, centre on black
-    (openpi's ResizeImages: ratio = max(w/W, h/H), new size int(dim / ratio)). Identity when the
-    image already has that size."""
-    from PIL import Image
-
-    h, w = image.shape[:2]
-    if (h, w) == (height, width):
-        return image
-    ratio = max(w / width, h / height)
-    nh, nw = int(h / ratio), int(w / ratio)
-    resized = np.asarray(Image.fromarray(image).resize((nw, nh), resample=Image.BILINEAR))
-    out = np.zeros((height, width, image.shape[2]), np.uint8)
-    top, left = int((height - nh) / 2), int((width - nw) / 2)
-    out[top: top + nh, left: left + nw] = resized
-    return out
-
 
 def prepare_images(images: np.ndarray, resolution: int) -> np.ndarray:
     """uint8 ``[B, C, H, W, 3]`` → float32 ``[B, C, R, R, 3]`` in ``[-1, 1]`` (resize only if needed)."""

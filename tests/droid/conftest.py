@@ -12,7 +12,7 @@ from robosteer_assets.droid.synthetic import make_recording
 from robosteer_assets.droid.writer import write_episode
 
 T_STEPS = 15
-FRAME_HW = (32, 48)  # non-square: exercises the center crop
+FRAME_HW = (32, 48)  # non-square: exercises the letterbox resize
 
 
 @pytest.fixture(scope="session")

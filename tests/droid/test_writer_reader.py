@@ -9,12 +9,13 @@ import h5py
 import numpy as np
 import pytest
 
+from robosteer_assets.common.images import resize_with_pad
 from robosteer_assets.droid import errors as E
 from robosteer_assets.droid.episode import MAX_JOINT_DELTA
 from robosteer_assets.droid.layout import episode_dir_for, find_episode_dirs, safe_task_name, task_dir_of
 from robosteer_assets.droid.reader import (
     ReadConfig,
-    crop_resize,
+    frame_to_image,
     read_episode,
     resample_indices,
     resample_joint_velocity_command,
@@ -25,11 +26,8 @@ from robosteer_assets.droid.writer import write_episode
 from .conftest import FRAME_HW, T_STEPS
 
 
-def _center_crop(frames: np.ndarray) -> np.ndarray:
-    H, W = frames.shape[1:3]
-    s = min(H, W)
-    top, left = (H - s) // 2, (W - s) // 2
-    return frames[:, top : top + s, left : left + s]
+def _letterbox(frames: np.ndarray, size: int) -> np.ndarray:
+    return np.stack([resize_with_pad(f, size, size) for f in frames])
 
 
 def test_round_trip_native_rate(episode, recording):
@@ -45,7 +43,7 @@ def test_round_trip_native_rate(episode, recording):
     np.testing.assert_allclose(ep.joint_velocities, recording.joint_velocities, rtol=1e-6, atol=1e-5)
     assert ep.images.shape == (T_STEPS, 2, S, S, 3) and ep.images.dtype == np.uint8
     for cam, frames in ((0, recording.exterior_frames), (1, recording.wrist_frames)):
-        err = np.abs(ep.images[:, cam].astype(int) - _center_crop(frames).astype(int))
+        err = np.abs(ep.images[:, cam].astype(int) - _letterbox(frames, S).astype(int))
         assert err.mean() < 4.0, f"camera {cam}: mean abs error {err.mean():.2f} after H.264"
     assert ep.task_dir.name == "pick_cube"
     assert ep.success is True
@@ -110,14 +108,17 @@ def test_recorded_at_6hz_passes_through(tmp_path):
     np.testing.assert_allclose(ep.actions[:, :7], rec.action_joint_velocity, atol=1e-6)
 
 
-def test_crop_resize_center_and_stereo():
-    img = np.zeros((20, 40, 3), np.uint8)
-    img[:, 10:30] = 255  # the centre square is white
-    out = crop_resize(img, 10)
-    assert out.shape == (10, 10, 3) and out.min() == 255
+def test_frame_to_image_letterboxes_and_keeps_the_left_stereo_view():
+    img = np.full((20, 40, 3), 255, np.uint8)
+    out = frame_to_image(img, 10)
+    # the whole 40-wide frame fits the width: 5 rows of image centred between black bars
+    assert out.shape == (10, 10, 3)
+    assert (out[:2] == 0).all() and (out[2:7] == 255).all() and (out[7:] == 0).all()
     stereo = np.zeros((10, 60, 3), np.uint8)  # aspect 6 > 2.5: left half only
     stereo[:, :30] = 100
-    assert crop_resize(stereo, 10).max() == 100
+    view = frame_to_image(stereo, 10)
+    np.testing.assert_array_equal(view, resize_with_pad(stereo[:, :30], 10, 10))
+    assert view.max() == 100
 
 
 def test_annotations_override_current_task(episode, recording):
@@ -197,10 +198,11 @@ def test_three_camera_droid_episode_picks_left_exterior(episode, recording):
                 right_mp4_path=meta["ext1_mp4_path"])
     mp.write_text(json.dumps(meta))
     left = read_episode(episode, ReadConfig(image_size=16, exterior="left"))
-    assert abs(left.images[:, 0].astype(int) - 200).max() <= 3
+    flat_image = resize_with_pad(flat[0], 16, 16).astype(int)  # grey 200 between black bars
+    assert abs(left.images[:, 0].astype(int) - flat_image).max() <= 3
     for choice in ("ext1", "right"):
         other = read_episode(episode, ReadConfig(image_size=16, exterior=choice))
-        assert abs(other.images[:, 0].astype(int) - 200).max() > 20
+        assert abs(other.images[:, 0].astype(int) - flat_image).max() > 20
     np.testing.assert_array_equal(left.images[:, 1], other.images[:, 1])  # same wrist camera
     meta["left_mp4_path"] = ""
     mp.write_text(json.dumps(meta))

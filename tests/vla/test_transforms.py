@@ -4,11 +4,12 @@ pi0.5 prompt from the normalised state, and the output inverse."""
 import numpy as np
 import pytest
 
+from robosteer_assets.common.images import resize_with_pad
 from robosteer_assets.vla.config import IMAGE_KEYS, get_config
 from robosteer_assets.vla.normalize import compute_norm_stats, normalize
 from robosteer_assets.vla.tokenizer import PromptTokenizer, train_tiny_tokenizer
 from robosteer_assets.vla.transforms import (
-    TransformError, make_observation, make_training_batch, prepare_images, resize_with_pad, unnormalize_actions)
+    TransformError, make_observation, make_training_batch, prepare_images, unnormalize_actions)
 
 PROMPTS = ["put the marker in the cup", "open the drawer"]
 
