@@ -93,6 +93,7 @@ def run_cma_step(spec: dict, logger) -> dict:
     import jax
     import jax.numpy as jnp
 
+    from robosteer_assets.droid.chunks import chunk_indices, episode_ends
     from robosteer_assets.droid.store import EpisodeStore
     from robosteer_assets.steering.activations import ActivationStore
     from robosteer_assets.vla import model as M
@@ -105,15 +106,15 @@ def run_cma_step(spec: dict, logger) -> dict:
     act = ActivationStore.open(spec["activations"])
     rows = np.asarray(act.group["row"][:])[: int(spec.get("max_examples", 64))]
     ep_idx = np.asarray(store.arrays["episode_index"][:])
-    ends = {i: ep["start"] + ep["length"] - 1 for i, ep in enumerate(store.episodes)}
+    actions = np.asarray(store.arrays["actions"][:])
+    ends = episode_ends(store.episodes, store.num_steps, str(store.path))
     B = int(spec.get("batch_size", 8))
     batches = []
     for s in range(0, len(rows) - len(rows) % B or len(rows), B):
         sel = rows[s:s + B]
         if len(sel) < B:
             sel = np.concatenate([sel, np.repeat(sel[-1:], B - len(sel))])
-        chunks = np.stack([np.asarray(store.arrays["actions"].get_orthogonal_selection(
-            np.minimum(np.arange(r, r + cfg.action_horizon), ends[int(ep_idx[r])]))) for r in sel])
+        chunks = actions[chunk_indices(sel, cfg.action_horizon, ends[sel])]
         images = np.stack([store.arrays["images"][int(r)] for r in sel])
         state = np.asarray(store.arrays["state"].get_orthogonal_selection(sel))
         prompts = [store.episodes[int(ep_idx[r])]["instruction"] for r in sel]
