@@ -76,7 +76,7 @@ def gpu_mode(config: str) -> int:
     cfg = get_config(config, dtype="bfloat16")
     print(jax.devices(), cfg.name, cfg.dtype)
     t0 = time.perf_counter()
-    params = jax.jit(lambda: jax.tree_util.tree_map(lambda x: x.astype(jnp.bfloat16), M._init_jnp(cfg, 0)))()
+    params = jax.jit(lambda: jax.tree_util.tree_map(lambda x: x.astype(jnp.bfloat16), M.init_params(cfg, 0, traceable=True)))()
     jax.block_until_ready(params)
     print(f"init (bf16, random) {time.perf_counter() - t0:.1f} s, {M.param_count(params):,} params")
     res = {}

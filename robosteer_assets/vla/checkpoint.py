@@ -173,14 +173,17 @@ def diff_trees(loaded_flat: dict[str, Any], ref_flat: dict[str, Any], allowed_dt
     return missing, unexpected, shape, dtype
 
 
-def validate_params(params: dict, cfg, source: str = "params", dtype=None) -> None:
+def validate_params(params: dict, cfg, source: str = "params", dtype=None, *, check_dtypes: bool = True) -> None:
     """Raise :class:`CheckpointMismatchError` unless ``params`` has exactly the tree of
-    ``vla.model.param_shapes(cfg)`` (paths, shapes; dtypes = the reference's, ``cfg.dtype`` or ``dtype``)."""
+    ``vla.model.param_shapes(cfg)`` (paths, shapes; dtypes = the reference's, ``cfg.dtype`` or ``dtype``,
+    unless ``check_dtypes`` is False). The one tree check of loaded checkpoints and of trees handed
+    to the NNX module (``vla.nnx_model.Pi0``)."""
     from robosteer_assets.vla.model import param_shapes
 
     ref = flatten(param_shapes(cfg))
     allowed = [_np_dtype(cfg.dtype)] + ([_np_dtype(dtype)] if dtype is not None else [])
     missing, unexpected, shape, dt = diff_trees(flatten(params), ref, allowed)
+    dt = dt if check_dtypes else []
     if missing or unexpected or shape or dt:
         raise CheckpointMismatchError(source, missing, unexpected, shape, dt)
 

@@ -1,6 +1,6 @@
 """``robosteer model info CONFIG [--set key=value ...]``: a config's fields and its parameter groups.
 
-Counts come from ``vla.model.param_shapes`` (``jax.eval_shape``: nothing is allocated), so the real
+Counts come from ``vla.model.param_shapes`` (shapes only: nothing is allocated), so the real
 ``pi0`` (3.24 B parameters) prints in seconds. CONFIG is a preset name (``pi0``, ``pi05_tiny`` ...) or
 a checkpoint directory holding ``robosteer_config.json``.
 """

@@ -171,39 +171,40 @@ def flatten(tree: Params, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _init_jnp(cfg: Pi0Config, seed: int = 0) -> Params:
-    key = jax.random.key(seed)
-    flat = {}
-    for i, (path, (shape, kind, scale)) in enumerate(sorted(_specs(cfg).items())):
-        if kind == "zeros":
-            flat[path] = jnp.zeros(shape, jnp.float32)
-        elif kind == "ones":
-            flat[path] = jnp.ones(shape, jnp.float32)
-        else:
-            flat[path] = scale * jax.random.normal(jax.random.fold_in(key, i), shape, jnp.float32)
-    return unflatten(flat)
-
-
 def param_shapes(cfg: Pi0Config) -> Params:
-    """The parameter tree as ``jax.ShapeDtypeStruct`` leaves (``jax.eval_shape``; nothing allocated)."""
-    return jax.eval_shape(functools.partial(_init_jnp, cfg, 0))
+    """The parameter tree as float32 ``jax.ShapeDtypeStruct`` leaves (nothing allocated)."""
+    return unflatten({path: jax.ShapeDtypeStruct(shape, jnp.float32) for path, (shape, _, _) in _specs(cfg).items()})
 
 
 def param_count(tree: Params) -> int:
     return int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(tree)))
 
 
-def init_params(cfg: Pi0Config, seed: int = 0) -> Params:
-    """Fresh float32 parameters filled from numpy (fast on CPU: no per-shape XLA compiles)."""
-    rng = np.random.default_rng(seed)
+def init_params(cfg: Pi0Config, seed: int = 0, *, traceable: bool = False) -> Params:
+    """Fresh float32 parameters following ``_specs`` (normal with the given std, zeros, ones).
+
+    By default numpy fills them on the host (fast on CPU: no per-shape XLA compiles).
+    ``traceable=True`` draws them with ``jax.random`` instead (leaf ``i`` of the sorted paths from
+    ``fold_in(key(seed), i)``), so the tree can be built under ``jax.jit`` (on the device, for the
+    real model) or ``jax.eval_shape`` / ``nnx.eval_shape`` (nothing allocated)."""
+    if traceable:
+        xp, key = jnp, jax.random.key(seed)
+
+        def normal(i, shape):
+            return jax.random.normal(jax.random.fold_in(key, i), shape, jnp.float32)
+    else:
+        xp, rng = np, np.random.default_rng(seed)
+
+        def normal(i, shape):
+            return rng.standard_normal(shape, dtype=np.float32)
     flat = {}
-    for path, (shape, kind, scale) in sorted(_specs(cfg).items()):
+    for i, (path, (shape, kind, scale)) in enumerate(sorted(_specs(cfg).items())):
         if kind == "zeros":
-            flat[path] = np.zeros(shape, np.float32)
+            flat[path] = xp.zeros(shape, xp.float32)
         elif kind == "ones":
-            flat[path] = np.ones(shape, np.float32)
+            flat[path] = xp.ones(shape, xp.float32)
         else:
-            flat[path] = (scale * rng.standard_normal(shape, dtype=np.float32)).astype(np.float32)
+            flat[path] = (scale * normal(i, shape)).astype(xp.float32)
     return unflatten(flat)
 
 

@@ -26,33 +26,22 @@ import jax.numpy as jnp
 from flax import nnx
 
 from robosteer_assets.vla import model as M
+from robosteer_assets.vla.checkpoint import validate_params
 from robosteer_assets.vla.config import Pi0Config
 from robosteer_assets.vla.observation import Observation
-
-
-def _check_tree(cfg: Pi0Config, params: M.Params) -> None:
-    want = {k: tuple(v.shape) for k, v in M.flatten(M.param_shapes(cfg)).items()}
-    got = {k: tuple(v.shape) for k, v in M.flatten(params).items()}
-    missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
-    bad = sorted(k for k in set(want) & set(got) if want[k] != got[k])
-    if missing or extra or bad:
-        lines = [f"missing {k} {want[k]}" for k in missing[:5]] + [f"unexpected {k}" for k in extra[:5]]
-        lines += [f"{k}: expected {want[k]}, found {got[k]}" for k in bad[:5]]
-        raise ValueError(f"Pi0 params for config {cfg.name!r} do not match openpi's tree "
-                         f"({len(missing)} missing, {len(extra)} unexpected, {len(bad)} wrong shape): "
-                         + "; ".join(lines))
 
 
 class Pi0(nnx.Module):
     """An NNX view of ``vla.model``: attributes = the tree's top-level keys (``PaliGemma``,
     ``action_in_proj``, ...), leaves = ``nnx.Param``. ``params=None`` initialises with
-    ``vla.model.init_params(cfg, seed)``; a given tree is checked path for path."""
+    ``vla.model.init_params(cfg, seed)``; a given tree is checked path for path and shape for shape
+    (``vla.checkpoint.validate_params``; any dtype)."""
 
     def __init__(self, cfg: Pi0Config, params: M.Params | None = None, *, seed: int = 0, check: bool = True):
         self.cfg = cfg
         tree = M.init_params(cfg, seed) if params is None else params
         if check and params is not None:
-            _check_tree(cfg, tree)
+            validate_params(tree, cfg, source=f"Pi0 params for config {cfg.name!r}", check_dtypes=False)
         self._keys = tuple(sorted(tree))
         for key in self._keys:
             setattr(self, key, nnx.data(jax.tree.map(lambda a: nnx.Param(jnp.asarray(a)), tree[key])))
@@ -60,7 +49,7 @@ class Pi0(nnx.Module):
     @classmethod
     def abstract(cls, cfg: Pi0Config) -> "Pi0":
         """The module with ``jax.ShapeDtypeStruct`` leaves (``nnx.eval_shape``; nothing allocated)."""
-        return nnx.eval_shape(lambda: cls(cfg, M._init_jnp(cfg, 0), check=False))
+        return nnx.eval_shape(lambda: cls(cfg, M.init_params(cfg, 0, traceable=True), check=False))
 
     def param_tree(self) -> M.Params:
         """The plain nested dict of arrays (openpi paths) that ``vla.model`` functions take."""

@@ -9,6 +9,7 @@ from flax import nnx
 from vla_helpers import random_actions, random_obs
 from robosteer_assets.vla import config as C
 from robosteer_assets.vla import model as M
+from robosteer_assets.vla.checkpoint import CheckpointMismatchError
 from robosteer_assets.vla.nnx_model import Pi0
 
 CFG = C.get_config("pi0_micro")
@@ -44,8 +45,12 @@ def test_bad_tree_is_reported():
     params = M.init_params(CFG, seed=0)
     params["action_in_proj"]["kernel"] = np.zeros((3, 3), np.float32)
     del params["state_proj"]
-    with pytest.raises(ValueError, match=r"missing state_proj/bias.*action_in_proj/kernel: expected"):
+    with pytest.raises(CheckpointMismatchError) as info:
         Pi0(CFG, params)
+    msg = str(info.value)
+    assert msg.startswith(f"Pi0 params for config {CFG.name!r}: parameter tree does not match")
+    assert "1 shape" in msg and "    state_proj/bias" in msg and "action_in_proj/kernel: (3, 3) vs" in msg
+    Pi0(CFG, jax.tree.map(lambda a: a.astype(np.float16), M.init_params(CFG, seed=0)))  # any dtype passes
 
 
 def test_nnx_optimizer_trains_only_lora_with_a_path_filter():
