@@ -13,8 +13,6 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("MENAGERIE_ROOT", str((ROOT / ".." / "shared" / "menagerie").resolve()))
 os.environ.setdefault("ROBOSTEER_JAX_CACHE", str(ROOT / ".cache" / "jax"))
 
-import jax  # noqa: E402
+from robosteer_assets.common.jaxsetup import configure_jax  # noqa: E402
 
-jax.config.update("jax_compilation_cache_dir", os.environ["ROBOSTEER_JAX_CACHE"])
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+configure_jax(os.environ["ROBOSTEER_JAX_CACHE"])

@@ -1,4 +1,4 @@
-"""JAX process setup shared by the CLI, remote steps and benchmarks: a persistent
+"""JAX process setup shared by the CLI, remote steps, benchmarks and the test suite: a persistent
 compilation cache (compiles dominate CPU wall time; see jax_cpu_sizing.md §2.4)."""
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from pathlib import Path
 
 
 def configure_jax(cache_dir: str | None = None) -> None:
+    """Cache every compiled program in ``cache_dir`` (else ``$ROBOSTEER_JAX_CACHE``, else
+    ``~/.cache/robosteer/jax``), whatever its compile time or size."""
     import jax
 
     cache = cache_dir or os.environ.get("ROBOSTEER_JAX_CACHE") or str(Path.home() / ".cache" / "robosteer" / "jax")
