@@ -1,15 +1,23 @@
-"""The base policy's training corpus: broad simulated experience that knows the
-robot, the cameras and the scenes, but not the target setting.
+"""The base policy's pretraining corpus: broad simulated experience that knows the
+robot, the cameras and the scenes, but not the target settings.
 
-Stand-in for pi0-DROID's pretraining data. The corpus holds scripted-expert
-demonstrations of every simulated task EXCEPT the held-out target task(s), in
-all visual variations (plain, lighting, form, distractors) and at placements
-drawn over the whole grid rectangle. The base policy therefore knows the Panda,
-the gripper, both camera views, the table and the other tasks' objects and
-motions (reach, grasp, lift, place, press, push), but never sees the target
-instruction or the target behaviour. Zero-shot success on the target is then
-low and few-shot finetuning on the target's 20 demos matters, as in the
-paper's Table 1 (pi0-DROID zero-shot 0-35 %).
+Stand-in for pi0-DROID's pretraining data. The corpus is a procedurally varied
+family of tabletop tasks: every simulated task whose instruction names object
+colours (pick up / press / place in / push to) in every combination of the colour
+palette (``sim.tasks.COLORS``: "pick up blue cube", "press yellow button hard",
+"place red cube in green bowl" ...), plus the fixed-colour tasks, in all visual
+variations (plain, lighting, form, distractors) and at placements drawn over the
+whole grid rectangle. The paper's own settings of the held-out tasks ("pick up red
+cube", "place green cube in red bowl", "press red button hard") are left out, so
+the base policy has the skills (reach, grasp, lift, place, press, push) and the
+scenes, but never the target instruction with the target object. Zero-shot success
+on a target is then what transfers from the neighbouring settings, and the
+target's 20 demos specialise it, as in the paper's Table 1.
+
+Demonstrations are recorded with noise injected into the executed commands and
+from perturbed start poses (``sim.recorder.RecordConfig``), so the policy learns
+from states off the expert's path and has to read the object's position from the
+images rather than from the joint state.
 
 Seeds are disjoint from the target demos' seeds (``seed_offset``), so no corpus
 episode duplicates a target demonstration.
@@ -17,6 +25,7 @@ episode duplicates a target demonstration.
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,55 +34,128 @@ from robosteer_assets.common.progress import get_logger
 
 log = get_logger("embedded.corpus")
 
+PAPER_TARGETS = ("pick_cube", "cube_in_bowl", "press_button")
+
+
+@dataclass(frozen=True)
+class CorpusSetting:
+    """One corpus setting: a simulated task with object colours, recorded into ``folder``."""
+
+    task: str
+    colors: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def folder(self) -> str:
+        return "-".join([self.task, *(c for _, c in self.colors)]) if self.colors else self.task
+
+    @property
+    def instruction(self) -> str:
+        from robosteer_assets.sim.tasks import get_task
+
+        return get_task(self.task).instruction_for(dict(self.colors))
+
 
 @dataclass(frozen=True)
 class CorpusConfig:
-    held_out_tasks: tuple[str, ...] = ("pick_cube",)  # the target task(s): never in the corpus
-    episodes_per_task: int = 6
+    """``held_out_tasks``: tasks whose paper setting (paper colours) never appears in the corpus;
+    ``episodes_per_task``: successful demos per task, spread over its colour settings and the
+    ``variations``; ``action_noise`` / ``home_noise``: see ``sim.recorder.RecordConfig``."""
+
+    held_out_tasks: tuple[str, ...] = PAPER_TARGETS
+    episodes_per_task: int = 240
     variations: tuple[str, ...] = ("none", "lighting", "form", "distractors")
     image_size: int = 224
     seed_offset: int = 10_000
     include_unseen: bool = False  # `pick_mug` is the paper's unseen task; kept out by default
-    tasks: tuple[str, ...] = field(default=())  # explicit task list (default: all simulated tasks minus held out)
+    tasks: tuple[str, ...] = field(default=())  # explicit task list (default: every seen simulated task)
+    action_noise: float = 0.08
+    home_noise: float = 0.2
+    noise_free_tasks: tuple[str, ...] = ("marker_in_mug",)  # the marker grasp fails under command noise
+
+    def __post_init__(self):
+        if self.episodes_per_task < 1:
+            raise ValueError(f"CorpusConfig.episodes_per_task: expected >= 1, found {self.episodes_per_task}")
+        if not self.variations:
+            raise ValueError("CorpusConfig.variations: expected at least one variation")
 
 
 def corpus_tasks(cfg: CorpusConfig) -> list[str]:
+    """The simulated tasks the corpus draws settings from."""
     from robosteer_assets.sim.tasks import TASKS
 
     names = list(cfg.tasks) or [t for t, spec in TASKS.items() if spec.seen or cfg.include_unseen]
-    unknown = sorted(set(names) - set(TASKS))
+    unknown = sorted(set(names) - set(TASKS)) + sorted(set(cfg.held_out_tasks) - set(TASKS))
     if unknown:
-        raise ValueError(f"CorpusConfig.tasks: unknown simulated tasks {unknown}; expected some of {sorted(TASKS)}")
-    out = [t for t in names if t not in cfg.held_out_tasks]
+        raise ValueError(f"CorpusConfig: unknown simulated tasks {unknown}; expected some of {sorted(TASKS)}")
+    return names
+
+
+def corpus_settings(cfg: CorpusConfig) -> list[CorpusSetting]:
+    """Every (task, colours) setting of the corpus, without the held-out paper settings."""
+    from robosteer_assets.sim.tasks import COLORS, TASKS
+
+    out = []
+    for task in corpus_tasks(cfg):
+        spec = TASKS[task]
+        paper = tuple(sorted(spec.default_colors().items())) if spec.template else ()
+        if not spec.template:
+            if task not in cfg.held_out_tasks:
+                out.append(CorpusSetting(task))
+            continue
+        slots = sorted(spec.default_colors())
+        for combo in itertools.product(sorted(COLORS), repeat=len(slots)):
+            colors = tuple(zip(slots, combo))
+            if task in cfg.held_out_tasks and colors == paper:
+                continue
+            out.append(CorpusSetting(task, () if colors == paper else colors))
     if not out:
-        raise ValueError(f"CorpusConfig: every task is held out ({cfg.held_out_tasks}); the corpus would be empty")
+        raise ValueError(f"CorpusConfig: every setting is held out ({cfg.held_out_tasks}); the corpus would be empty")
     return out
 
 
+def _split(n: int, k: int) -> list[int]:
+    return [n // k + (1 if i < n % k else 0) for i in range(k)]
+
+
 def record_corpus(demos_root: str | os.PathLike, cfg: CorpusConfig = CorpusConfig()) -> dict[str, list[Path]]:
-    """Record the corpus into ``<demos_root>/<task>/`` (DROID raw layout), cycling the
-    variations over each task's episodes. Returns the episode folders per task.
-    Tasks whose folder already holds enough episodes are left as they are."""
+    """Record the corpus into ``<demos_root>/<setting folder>/`` (DROID raw layout), cycling the
+    variations over each setting's episodes. Returns the episode folders per setting folder.
+    Settings whose folder already holds enough episodes are left as they are (a killed recording
+    resumes with the missing settings)."""
     from robosteer_assets.droid.layout import find_episode_dirs
     from robosteer_assets.sim.recorder import RecordConfig, record_demos
 
     demos_root = Path(demos_root)
+    from dataclasses import replace
+
+    rec_cfg = RecordConfig(image_size=cfg.image_size, write_failures=False, action_noise=cfg.action_noise,
+                           home_noise=cfg.home_noise, max_attempts_factor=4.0)
+    settings = corpus_settings(cfg)
+    by_task: dict[str, list[CorpusSetting]] = {}
+    for s in settings:
+        by_task.setdefault(s.task, []).append(s)
     out: dict[str, list[Path]] = {}
-    rec_cfg = RecordConfig(image_size=cfg.image_size, write_failures=False)
-    for ti, task in enumerate(corpus_tasks(cfg)):
-        existing = find_episode_dirs(demos_root / task) if (demos_root / task).exists() else []
-        if len(existing) >= cfg.episodes_per_task:
-            out[task] = existing
-            continue
-        per_var = [cfg.episodes_per_task // len(cfg.variations)] * len(cfg.variations)
-        for i in range(cfg.episodes_per_task % len(cfg.variations)):
-            per_var[i] += 1
-        dirs: list[Path] = []
-        for vi, (variation, n) in enumerate(zip(cfg.variations, per_var)):
-            if n == 0:
+    for ti, (task, group) in enumerate(sorted(by_task.items())):
+        for si, (setting, n_setting) in enumerate(zip(group, _split(cfg.episodes_per_task, len(group)))):
+            if n_setting == 0:
                 continue
-            seed = cfg.seed_offset + 1000 * ti + 100 * vi
-            dirs += record_demos(task, n, demos_root, seed=seed, variation=variation, cfg=rec_cfg)
-        log.info("corpus: %s: %d episodes", task, len(dirs))
-        out[task] = dirs
+            folder = setting.folder
+            existing = find_episode_dirs(demos_root / folder) if (demos_root / folder).exists() else []
+            if len(existing) >= n_setting:
+                out[folder] = existing
+                continue
+            if (demos_root / folder).exists():  # a recording that was cut off: record the setting again
+                import shutil
+
+                shutil.rmtree(demos_root / folder)
+            dirs: list[Path] = []
+            for vi, (variation, n) in enumerate(zip(cfg.variations, _split(n_setting, len(cfg.variations)))):
+                if n == 0:
+                    continue
+                seed = cfg.seed_offset + 100_000 * ti + 1000 * si + 100 * vi
+                task_cfg = replace(rec_cfg, action_noise=0.0) if task in cfg.noise_free_tasks else rec_cfg
+                dirs += record_demos(task, n, demos_root, seed=seed, variation=variation, cfg=task_cfg,
+                                     colors=dict(setting.colors), folder=folder)
+            log.info("corpus: %s (%s): %d episodes", folder, setting.instruction, len(dirs))
+            out[folder] = dirs
     return out

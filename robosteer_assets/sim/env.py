@@ -31,7 +31,7 @@ import numpy as np
 from robosteer_assets.sim.config import SimConfig
 from robosteer_assets.sim.grid import DEFAULT_GRID, GridConfig, cell_center, check_cell, trial_yaw
 from robosteer_assets.sim.objects import DISTRACTORS
-from robosteer_assets.sim.scene import ARM_ACTUATORS, EXTERIOR_CAMERA, GRIPPER_ACTUATOR, WRIST_CAMERA, build_model
+from robosteer_assets.sim.scene import ARM_ACTUATORS, ARM_JOINTS, EXTERIOR_CAMERA, GRIPPER_ACTUATOR, WRIST_CAMERA, build_model
 from robosteer_assets.sim.state import SceneView
 from robosteer_assets.sim.tasks import Latches, SuccessConfig, TaskSpec, get_task
 from robosteer_assets.sim.variations import Variation, get_variation
@@ -58,9 +58,18 @@ class TabletopEnv:
 
     def __init__(self, task: str, variation: str = "none", image_size: int = 224, cfg: SimConfig | None = None,
                  grid: GridConfig = DEFAULT_GRID, success_cfg: SuccessConfig = SuccessConfig(),
-                 render_images: bool = True):
+                 render_images: bool = True, colors: dict[str, str] | None = None):
+        from robosteer_assets.sim.tasks import color_rgba
+
         self.task: TaskSpec = get_task(task)
         self.variation: Variation = get_variation(variation)
+        self.colors = dict(colors or {})
+        unknown = sorted(set(self.colors) - set(self.task.objects))
+        if unknown:
+            raise ValueError(f"colors: objects {unknown} are not in task {task!r} (objects {self.task.objects})")
+        if self.colors:
+            self.variation = replace(self.variation, style=replace(self.variation.style, colors=color_rgba(self.colors)))
+        self.instruction = self.task.instruction_for(self.colors)
         if not isinstance(image_size, int) or image_size < 16 or image_size % 2:
             raise ValueError(f"image_size: expected an even integer >= 16, found {image_size!r}")
         base = cfg or SimConfig()
@@ -107,9 +116,11 @@ class TabletopEnv:
                 return float(p[0]), float(p[1])
         raise RuntimeError(f"{self.task.name}: could not place {what} {lo}-{hi} m from the other objects")
 
-    def reset(self, cell: tuple[int, int] | None = None, seed: int = 0) -> dict:
+    def reset(self, cell: tuple[int, int] | None = None, seed: int = 0, home_noise: float = 0.0) -> dict:
         """Place the main object at ``cell``'s centre with the trial yaw, or (cell None) at a
-        seeded uniform placement; the other object and distractors are seeded too."""
+        seeded uniform placement; the other object and distractors are seeded too. The arm starts
+        at the home pose, each joint offset by N(0, ``home_noise``) rad when ``home_noise`` > 0
+        (demonstrations from varied start poses; evaluation starts at home)."""
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
         ctl = self.cfg.control
@@ -143,7 +154,11 @@ class TabletopEnv:
             self._place(name, dx, dy, dyaw)
             anchors.append(np.array([dx, dy]))
             self.placement["objects"][name] = [dx, dy, dyaw]
-        q0 = np.asarray(ctl.home_qpos)
+        q0 = np.asarray(ctl.home_qpos, dtype=np.float64)
+        if home_noise > 0:
+            q0 = q0 + np.random.default_rng([int(seed), 7]).normal(0.0, home_noise, q0.shape)
+            lo, hi = m.jnt_range[[m.joint(j).id for j in ARM_JOINTS]].T
+            q0 = np.clip(q0, lo + 0.05, hi - 0.05)
         d.qpos[self.view.arm_qpos_adr] = q0
         d.ctrl[self._arm_act] = q0
         self._q_target = q0.copy()
@@ -216,7 +231,7 @@ class TabletopEnv:
         obs = {
             JOINT_KEY: v.joint_positions(),
             GRIPPER_KEY: np.array([v.gripper_position(self.cfg.control.gripper_joint_closed)]),
-            PROMPT_KEY: self.task.instruction,
+            PROMPT_KEY: self.instruction,
         }
         if self.render_images:
             obs[EXTERIOR_KEY], obs[WRIST_KEY] = self.render()
@@ -267,13 +282,15 @@ class TabletopEnv:
 
 
 def run_episode(env: TabletopEnv, policy=None, max_steps: int | None = None, post_success_steps: int = 3,
-                on_step=None, obs: dict | None = None) -> dict:
+                on_step=None, obs: dict | None = None, perturb=None) -> dict:
     """Roll out ``policy(obs) -> action`` (default: the env's expert) from the current state.
 
     Stops ``post_success_steps`` steps after the first success or at
     ``max_steps`` (default: the task's step limit). ``on_step(obs, action)`` sees
     each observation with the action taken from it. ``obs``: the current
-    observation if the caller has it (saves a render). Returns a summary dict.
+    observation if the caller has it (saves a render). ``perturb(action) -> action``:
+    what is executed instead of the policy's action (noise injection while recording:
+    ``on_step`` still sees the policy's own action, the label). Returns a summary dict.
     """
     limit = max_steps or env.task.step_limit
     obs = env.observation() if obs is None else obs
@@ -284,7 +301,7 @@ def run_episode(env: TabletopEnv, policy=None, max_steps: int | None = None, pos
         action = env.expert_action() if policy is None else np.asarray(policy(obs), dtype=np.float64)
         if on_step is not None:
             on_step(obs, action)
-        obs = env.step(action)
+        obs = env.step(action if perturb is None else perturb(action))
         steps += 1
         if first_success is None and env.success():
             first_success = steps

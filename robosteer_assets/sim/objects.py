@@ -85,6 +85,10 @@ class ObjectStyle:
     cup: CupGeometry = CupGeometry()
     marker: MarkerGeometry = MarkerGeometry()
     button: ButtonGeometry = ButtonGeometry()
+    colors: tuple = ()  # ((object name, rgba), ...): per-object colour overrides (the corpus' colour family)
+
+    def rgba(self, name: str, default: tuple) -> tuple:
+        return next((tuple(c) for n, c in self.colors if n == name), default)
 
 
 DEFAULT_STYLE = ObjectStyle()

@@ -23,13 +23,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from robosteer_assets.common.progress import Progress, get_logger
 from robosteer_assets.sim.env import EXTERIOR_KEY, GRIPPER_KEY, JOINT_KEY, WRIST_KEY, TabletopEnv
+
+if TYPE_CHECKING:
+    from robosteer_assets.droid.episode import EpisodeRecording
 
 log = get_logger("sim.recorder")
 
@@ -39,10 +44,43 @@ BASE_TIME_MS = 1_700_000_000_000  # 2023-11-14: fixed so recordings are reproduc
 
 @dataclass(frozen=True)
 class RecordConfig:
+    """``action_noise`` > 0 injects noise into the executed arm command (DART, Laskey et al. 2017):
+    an AR(1) process ``n_t = persistence * n_{t-1} + action_noise * sqrt(1 - persistence^2) * e_t``
+    in normalised command units, added to the expert's command before it is executed, while the
+    recorded action stays the expert's own. The demos then show the expert correcting from states
+    off its nominal path, which a cloned policy meets in closed loop. ``home_noise``: std (rad) of
+    the start pose around home (``TabletopEnv.reset``). Both 0 reproduce plain expert demos."""
+
     image_size: int = 224
     post_success_steps: int = 3  # steps kept after the first success
     max_attempts_factor: float = 3.0  # at most ceil(factor * n) episodes are tried
     write_failures: bool = True
+    action_noise: float = 0.0
+    noise_persistence: float = 0.7
+    home_noise: float = 0.0
+
+    def __post_init__(self):
+        if self.action_noise < 0 or self.home_noise < 0 or not 0 <= self.noise_persistence < 1:
+            raise ValueError(f"RecordConfig: expected action_noise >= 0, home_noise >= 0 and 0 <= "
+                             f"noise_persistence < 1; found {self}")
+
+
+def action_perturbation(cfg: RecordConfig, seed: int):
+    """The executed-action perturbation of ``cfg`` for one episode (None without noise)."""
+    if cfg.action_noise <= 0:
+        return None
+    rng = np.random.default_rng([int(seed), 11])
+    rho = cfg.noise_persistence
+    state = np.zeros(7)
+
+    def perturb(action: np.ndarray) -> np.ndarray:
+        nonlocal state
+        state = rho * state + cfg.action_noise * np.sqrt(1 - rho * rho) * rng.standard_normal(7)
+        out = np.array(action, dtype=np.float64)
+        out[:7] = np.clip(out[:7] + state, -1.0, 1.0)
+        return out
+
+    return perturb
 
 
 def euler_xyz(R: np.ndarray) -> np.ndarray:
@@ -73,7 +111,7 @@ def record_episode(env: TabletopEnv, seed: int, uuid: str, start_ms: int, cfg: R
     from robosteer_assets.droid.episode import EpisodeRecording
     from robosteer_assets.sim.env import run_episode
 
-    obs0 = env.reset(cell=None, seed=seed)
+    obs0 = env.reset(cell=None, seed=seed, home_noise=cfg.home_noise)
     rows: dict[str, list] = {k: [] for k in ("q", "g", "qd", "cmd", "grip", "ext", "wrist", "cart")}
 
     def on_step(obs, action):
@@ -87,7 +125,8 @@ def record_episode(env: TabletopEnv, seed: int, uuid: str, start_ms: int, cfg: R
         R = env.view.pinch_xmat()
         rows["cart"].append(np.concatenate([env.view.pinch_pos(), euler_xyz(R)]))
 
-    summary = run_episode(env, policy=None, post_success_steps=cfg.post_success_steps, on_step=on_step, obs=obs0)
+    summary = run_episode(env, policy=None, post_success_steps=cfg.post_success_steps, on_step=on_step, obs=obs0,
+                          perturb=action_perturbation(cfg, seed))
     cam = env.cfg.camera
     rec = EpisodeRecording(
         uuid=uuid,
@@ -115,6 +154,8 @@ def record_episode(env: TabletopEnv, seed: int, uuid: str, start_ms: int, cfg: R
             "sim_task": env.task.name,
             "sim_variation": variation,
             "sim_seed": int(seed),
+            "sim_action_noise": float(cfg.action_noise),
+            "sim_home_noise": float(cfg.home_noise),
             "sim_placement": env.placement,
             "sim_first_success_step": summary["first_success_step"] if summary["first_success_step"] else -1,
         },
@@ -123,19 +164,27 @@ def record_episode(env: TabletopEnv, seed: int, uuid: str, start_ms: int, cfg: R
 
 
 def record_demos(task: str, n: int, out_dir: str | os.PathLike, seed: int = 0, variation: str = "none",
-                 cfg: RecordConfig = RecordConfig(), env: TabletopEnv | None = None) -> list[Path]:
-    """Write ``n`` successful expert demos of ``task`` under ``<out_dir>/<task>/success/``.
+                 cfg: RecordConfig = RecordConfig(), env: TabletopEnv | None = None,
+                 sink: Callable[[EpisodeRecording], Path] | None = None, colors: dict[str, str] | None = None,
+                 folder: str | None = None) -> list[Path]:
+    """Write ``n`` successful expert demos of ``task`` under ``<out_dir>/<folder>/success/`` (``folder``:
+    the task name by default; ``colors``: object -> colour name, the corpus' colour family).
 
     Failed attempts go to ``<out_dir>/<task>/failure/`` (when ``cfg.write_failures``).
     Raises ``RuntimeError`` when fewer than ``n`` succeed within the attempt budget
     (the successful ones stay written). Returns the successful episode folders.
+
+    With ``sink`` (e.g. ``droid.lerobot_writer.LeRobotWriter.add``) each successful
+    recording is handed to it instead and failed attempts are not written (formats
+    other than DROID's raw layout have no failure folder); returns what ``sink`` returns.
     """
     from robosteer_assets.droid.layout import episode_dir_for
     from robosteer_assets.droid.writer import write_episode
 
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n: expected a positive number of demos, found {n!r}")
-    env = env or TabletopEnv(task, variation=variation, image_size=cfg.image_size)
+    env = env or TabletopEnv(task, variation=variation, image_size=cfg.image_size, colors=colors)
+    folder = folder or task
     if env.task.name != task or env.variation.name != variation:
         raise ValueError(f"env: expected a TabletopEnv for {task}/{variation}, "
                          f"found {env.task.name}/{env.variation.name}")
@@ -147,19 +196,20 @@ def record_demos(task: str, n: int, out_dir: str | os.PathLike, seed: int = 0, v
         if len(out) >= n:
             break
         start_ms = BASE_TIME_MS + attempt * 60_000
-        uuid = episode_uuid(task, variation, seed, attempt, start_ms)
+        uuid = episode_uuid(folder, variation, seed, attempt, start_ms)
         rec, summary = record_episode(env, episode_seed(seed, attempt), uuid, start_ms, cfg, variation)
         if rec.success:
-            out.append(write_episode(episode_dir_for(out_dir, task, uuid, success=True), rec))
+            out.append(sink(rec) if sink else write_episode(episode_dir_for(out_dir, folder, uuid, success=True), rec))
             progress.update(1, steps=rec.num_steps)
         else:
             failures += 1
-            log.warning("sim demos %s: attempt %d (seed %d) failed after %d steps; written under failure/",
-                        task, attempt, episode_seed(seed, attempt), rec.num_steps)
-            if cfg.write_failures:
-                write_episode(episode_dir_for(out_dir, task, uuid, success=False), rec)
+            log.warning("sim demos %s: attempt %d (seed %d) failed after %d steps%s",
+                        task, attempt, episode_seed(seed, attempt), rec.num_steps,
+                        "" if sink else "; written under failure/")
+            if cfg.write_failures and sink is None:
+                write_episode(episode_dir_for(out_dir, folder, uuid, success=False), rec)
     if len(out) < n:
         raise RuntimeError(f"sim demos {task} ({variation}): only {len(out)} of {n} demos succeeded in "
-                           f"{max_attempts} attempts; successes are in {Path(out_dir) / task / 'success'}")
+                           f"{max_attempts} attempts; successes are in {Path(out_dir) / folder / 'success'}")
     log.info("sim demos %s (%s): %d demos, %d failed attempts", task, variation, len(out), failures)
     return out

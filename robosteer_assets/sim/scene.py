@@ -162,19 +162,19 @@ def _cameras(world: mujoco.MjSpec, cfg: SimConfig) -> None:
 
 def add_object(world: mujoco.MjSpec, name: str, style: O.ObjectStyle) -> None:
     if name == "red_cube":
-        O.add_cube(world, name, style.red, style.cube)
+        O.add_cube(world, name, style.rgba(name, style.red), style.cube)
     elif name == "green_cube":
-        O.add_cube(world, name, style.green, style.cube)
+        O.add_cube(world, name, style.rgba(name, style.green), style.cube)
     elif name == "red_bowl":
-        O.add_bowl(world, name, style.red, style.bowl)
+        O.add_bowl(world, name, style.rgba(name, style.red), style.bowl)
     elif name == "red_cup":
-        O.add_cup(world, name, style.red, style.cup)
+        O.add_cup(world, name, style.rgba(name, style.red), style.cup)
     elif name == "mug":
-        O.add_mug(world, name, style.mug_rgba, style.mug)
+        O.add_mug(world, name, style.rgba(name, style.mug_rgba), style.mug)
     elif name == "marker":
-        O.add_marker(world, name, style.marker_rgba, style.marker_cap_rgba, style.marker)
+        O.add_marker(world, name, style.rgba(name, style.marker_rgba), style.marker_cap_rgba, style.marker)
     elif name == "red_button":
-        O.add_button(world, name, style.red, style.button)
+        O.add_button(world, name, style.rgba(name, style.red), style.button)
     else:
         raise ValueError(f"scene object: expected one of {OBJECT_NAMES}, found {name!r}")
 

@@ -122,6 +122,26 @@ class TaskSpec:
     min_distance: float = 0.17  # m between the main and the other object (centres)
     max_distance: float = 0.30
     seen: bool = True  # False: the unseen task (no demos in the paper's training set)
+    template: str = ""  # the instruction with {object} slots for the colour family; "" = fixed instruction
+
+    def instruction_for(self, colors: dict[str, str] | None = None) -> str:
+        """The instruction with the objects' colour names (``colors``: object -> colour name from
+        ``COLORS``); without colours, the paper's instruction."""
+        if not colors:
+            return self.instruction
+        if not self.template:
+            raise ValueError(f"{self.name}: has no colour slots; expected no colors, found {colors}")
+        names = {**self.default_colors(), **colors}
+        return self.template.format(**names)
+
+    def default_colors(self) -> dict[str, str]:
+        """The colour names of the paper's setting, one per slot of ``template``."""
+        import string
+
+        slots = [f for _, f, _, _ in string.Formatter().parse(self.template) if f]
+        words = self.instruction.split()
+        tmpl = self.template.split()
+        return {slot: words[tmpl.index("{" + slot + "}")] for slot in slots}
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -130,17 +150,52 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec("marker_in_mug", "place marker in mug", "marker", ("marker", "mug"), marker_in_mug,
                  other_object="mug", step_limit=90),
         TaskSpec("press_button", "press red button hard", "red_button", ("red_button",), press_button,
-                 step_limit=60),
+                 step_limit=60, template="press {red_button} button hard"),
         TaskSpec("pick_cube", "pick up red cube", "red_cube", ("red_cube",),
-                 _lifted_and_grasped("red_cube", lambda v: _cube_half(v, "red_cube")), step_limit=60),
+                 _lifted_and_grasped("red_cube", lambda v: _cube_half(v, "red_cube")), step_limit=60,
+                 template="pick up {red_cube} cube"),
         TaskSpec("cube_in_bowl", "place green cube in red bowl", "green_cube", ("green_cube", "red_bowl"),
-                 cube_in_bowl, other_object="red_bowl", step_limit=90),
+                 cube_in_bowl, other_object="red_bowl", step_limit=90,
+                 template="place {green_cube} cube in {red_bowl} bowl"),
         TaskSpec("push_cup", "push red cup to red bowl", "red_cup", ("red_cup", "red_bowl"), push_cup,
-                 other_object="red_bowl", min_distance=0.16, max_distance=0.24, step_limit=90),
+                 other_object="red_bowl", min_distance=0.16, max_distance=0.24, step_limit=90,
+                 template="push {red_cup} cup to {red_bowl} bowl"),
         TaskSpec("pick_mug", "pick mug", "mug", ("mug",), _lifted_and_grasped("mug", lambda v: 0.0),
                  step_limit=75, seen=False),
     )
 }
+
+
+# The colour family: named colours an object of a templated task can take (rgba).
+COLORS: dict[str, tuple[float, float, float, float]] = {
+    "red": (0.85, 0.1, 0.1, 1.0),
+    "green": (0.1, 0.7, 0.15, 1.0),
+    "blue": (0.12, 0.3, 0.9, 1.0),
+    "yellow": (0.92, 0.8, 0.1, 1.0),
+}
+
+
+def color_rgba(colors: dict[str, str] | None) -> tuple:
+    """``ObjectStyle.colors`` for object -> colour-name ``colors`` (errors name the bad entry)."""
+    out = []
+    for obj, name in sorted((colors or {}).items()):
+        if name not in COLORS:
+            raise ValueError(f"colors[{obj!r}]: expected one of {sorted(COLORS)}, found {name!r}")
+        out.append((obj, COLORS[name]))
+    return tuple(out)
+
+
+def all_instructions() -> list[str]:
+    """Every instruction of every task in every colour combination (the tiny tokenizer's corpus)."""
+    import itertools
+
+    out = set()
+    for t in TASKS.values():
+        out.add(t.instruction)
+        slots = list(t.default_colors()) if t.template else []
+        for combo in itertools.product(sorted(COLORS), repeat=len(slots)):
+            out.add(t.instruction_for(dict(zip(slots, combo))))
+    return sorted(out)
 
 
 def get_task(name: str) -> TaskSpec:

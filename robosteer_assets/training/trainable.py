@@ -38,6 +38,9 @@ frozen — openpi's ``get_freeze_filter`` for that variant pair.
 LoRA; the selected heads' slices of the base ``q_einsum/w[l, n]`` and
 ``attn_vec_einsum/w[l, n]`` are trained directly (head-masked), plus the same auxiliary
 modules as ``steering`` (FFN through LoRA, norms, projections).
+
+``pretrain`` (the base policy, standing in for pi0-DROID's own training): every parameter
+trainable, no LoRA, from a freshly initialised tree.
 """
 
 from __future__ import annotations
@@ -49,13 +52,14 @@ import numpy as np
 
 from robosteer_assets.vla.config import LoRAConfig, Pi0Config
 
-METHODS = ("steering", "full_lora", "steering_full")
+METHODS = ("steering", "full_lora", "steering_full", "pretrain")
 LAYERS = "PaliGemma/llm/layers/"
 # leaves whose head axis (1) is masked to the selected heads, per method
 HEAD_MASKED_LEAVES = {
     "steering": tuple(f"{LAYERS}attn/{m}/lora_{ab}" for m in ("q_einsum", "attn_vec_einsum") for ab in "ab"),
     "full_lora": (),
     "steering_full": (f"{LAYERS}attn/q_einsum/w", f"{LAYERS}attn/attn_vec_einsum/w"),
+    "pretrain": (),
 }
 HEAD_MASKED = HEAD_MASKED_LEAVES["steering"]  # the documented name (steering's Q/O LoRA leaves)
 
@@ -71,6 +75,7 @@ RULES: dict[str, tuple[str, ...]] = {
     "steering": (rf"{LAYERS}attn/(q_einsum|attn_vec_einsum)/lora_[ab]", *_AUX),
     "full_lora": (r"PaliGemma/llm/.*lora.*", r"PaliGemma/img/.*", _PROJECTIONS),
     "steering_full": (rf"{LAYERS}attn/(q_einsum|attn_vec_einsum)/w", *_AUX),
+    "pretrain": (r".*",),
 }
 
 
@@ -87,6 +92,8 @@ def lora_config(base: Pi0Config, method: str, rank: int = 8, full_lora_init_b: s
     steering_full: the same FFN LoRA only; full_lora: openpi's gemma_2b_lora / gemma_300m_lora
     (``full_lora_init_b="normal"`` is openpi's init, ``"zeros"`` starts at the base model)."""
     check_method(method)
+    if method == "pretrain":
+        return base.replace(lora=None, action_expert_lora=None)
     if method == "steering":
         return base.replace(lora=LoRAConfig(rank, float(rank), frozenset({"q", "attn_vec", "ffn"}), init_b="zeros"),
                             action_expert_lora=None)

@@ -47,6 +47,13 @@ from robosteer_assets.training.optimizer import OptimizerConfig, ScheduleConfig
 
 log = get_logger("training")
 
+def _augments() -> dict:
+    from robosteer_assets.vla.augment import AugmentConfig
+
+    return {"none": None, "openpi": AugmentConfig(), "color": AugmentConfig(crop_scale=1.0, max_rotation_deg=0.0)}
+
+
+AUGMENTS = _augments()
 FSDP_MIN_BYTES = 4 * 2**20  # openpi: parameters under 4 MiB are replicated
 STATE_FORMAT = 1
 
@@ -72,6 +79,7 @@ class TrainConfig:
     remat: bool = False
     norm_stats: str = "checkpoint"  # or "demos"
     full_lora_init_b: str = "normal"  # openpi's LoRA init for the baseline
+    augment: str = "none"  # "openpi" (crop / rotate / colour jitter), "color" (jitter only) or "none"
 
     def __post_init__(self):
         T.check_method(self.method)
@@ -80,6 +88,12 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name}: expected >= 1, found {getattr(self, name)}")
         if self.norm_stats not in NORM_STATS_SOURCES:
             raise ValueError(f"TrainConfig.norm_stats: expected one of {NORM_STATS_SOURCES}, found {self.norm_stats!r}")
+        if self.augment not in AUGMENTS:
+            raise ValueError(f"TrainConfig.augment: expected one of {tuple(AUGMENTS)}, found {self.augment!r}")
+
+    def augment_config(self):
+        """The ``vla.augment.AugmentConfig`` of ``augment`` (None: no augmentation)."""
+        return AUGMENTS[self.augment]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -210,10 +224,12 @@ class Trainer:
         self.frozen = jax.device_put(frozen_np, self.frozen_sh)
         self.train_init = train_np
         lcfg, tx, mask_tree, remat = self.lcfg, self.tx, self.mask_tree, cfg.remat
+        augment = cfg.augment_config()
         key = jax.random.key(cfg.seed)
 
         def loss_fn(tr, frozen, obs, actions, rng):
-            return M.compute_loss(lcfg, _deep_merge(frozen, tr), obs, actions, rng, train=True, remat=remat).mean()
+            return M.compute_loss(lcfg, _deep_merge(frozen, tr), obs, actions, rng, train=True, remat=remat,
+                                  augment=augment).mean()
 
         def step(tr, opt, frozen, obs, actions, i):
             loss, grads = jax.value_and_grad(loss_fn)(tr, frozen, obs, actions, jax.random.fold_in(key, i))
@@ -391,9 +407,11 @@ def default_state_dir(out_dir: str | os.PathLike) -> Path:
 
 
 def finetune(base_checkpoint: str | os.PathLike, stores, out_dir: str | os.PathLike, cfg: TrainConfig,
-             heads: list[tuple[int, int]] | None = None, selection_json: str | None = None, devices=None) -> dict:
+             heads: list[tuple[int, int]] | None = None, selection_json: str | None = None, devices=None,
+             extra: dict | None = None) -> dict:
     """Finetune the base checkpoint on ``stores`` (the task's EpisodeStores) with ``cfg.method``, resuming
-    from the training state if one of the same run exists, and export the merged checkpoint to ``out_dir``."""
+    from the training state if one of the same run exists, and export the merged checkpoint to ``out_dir``.
+    ``extra``: more JSON-able fields for the checkpoint's ``robosteer_config.json``."""
     from robosteer_assets.training.export import export_checkpoint
     from robosteer_assets.vla.checkpoint import load_checkpoint
 
@@ -405,17 +423,17 @@ def finetune(base_checkpoint: str | os.PathLike, stores, out_dir: str | os.PathL
     tail = losses[-max(1, min(cfg.log_interval, len(losses))):] if losses else [float("nan")]
     if selection_json is None and trainer.heads:
         selection_json = json.dumps({"heads": [list(h) for h in trainer.heads]})
-    extra = {"kind": f"robotic_steering:{cfg.method}", "method": cfg.method, "base_checkpoint": str(base_checkpoint),
+    info = {"kind": f"robotic_steering:{cfg.method}", "method": cfg.method, "base_checkpoint": str(base_checkpoint),
              "train_config": cfg.to_dict(), "heads": [list(h) for h in trainer.heads],
              "trainable_parameters": int(trainer.n_trainable), "total_parameters": trainer.n_total,
-             "final_loss": float(np.mean(tail)), "steps": cfg.steps}
+             "final_loss": float(np.mean(tail)), "steps": cfg.steps, **(extra or {})}
     export_checkpoint(out_dir, base, trainer.lcfg, run["final_flat"], run["norm_stats"], train_config=cfg.to_dict(),
-                      losses=losses, log_rows=run["log_rows"], extra=extra, selection_json=selection_json)
+                      losses=losses, log_rows=run["log_rows"], extra=info, selection_json=selection_json)
     if not cfg.keep_train_state:
         shutil.rmtree(state_dir, ignore_errors=True)
     st = run["step_times"]
-    return {**{k: v for k, v in extra.items() if k != "train_config"},
-            "resumed_from": run["resumed_from"],
+    return {**{k: v for k, v in info.items() if k != "train_config"},
+            "resumed_from": run["resumed_from"], "log_rows": run["log_rows"],
             "step_s_median": float(np.median(st[1:] or st)) if st else None,
             "wall_s": round(time.monotonic() - t0, 1), "path": str(out_dir)}
 

@@ -120,8 +120,8 @@ def gemma_variant(name: str) -> GemmaVariant:
         raise ValueError(f"Gemma variant: expected one of {sorted(GEMMA_VARIANTS)}, found {name!r}") from None
 
 
-def siglip_variant(spec: str) -> SiglipVariant:
-    """Decode ``"<size>/<patch>"`` (e.g. ``"So400m/14"``, ``"Ti/16"``) at resolution 224."""
+def siglip_variant(spec: str, resolution: int = IMAGE_RESOLUTION[0]) -> SiglipVariant:
+    """Decode ``"<size>/<patch>"`` (e.g. ``"So400m/14"``, ``"Ti/16"``) at ``resolution`` (openpi: 224)."""
     try:
         size, patch_s = spec.split("/")
         width, depth, mlp, heads = SIGLIP_SIZES[size]
@@ -129,9 +129,9 @@ def siglip_variant(spec: str) -> SiglipVariant:
     except (ValueError, KeyError):
         raise ValueError(f"SigLIP variant: expected '<size>/<patch>' with size in {sorted(SIGLIP_SIZES)}, "
                          f"found {spec!r}") from None
-    if patch < 1 or IMAGE_RESOLUTION[0] % patch:
-        raise ValueError(f"SigLIP variant {spec!r}: patch must divide the resolution {IMAGE_RESOLUTION[0]}")
-    return SiglipVariant(size, patch, width, depth, mlp, heads)
+    if patch < 1 or resolution % patch:
+        raise ValueError(f"SigLIP variant {spec!r}: patch must divide the image resolution {resolution}")
+    return SiglipVariant(size, patch, width, depth, mlp, heads, resolution)
 
 
 @dataclass(frozen=True)
@@ -153,12 +153,13 @@ class Pi0Config:
     vocab_size: int = PALIGEMMA_VOCAB_SIZE
     lora: LoRAConfig | None = None
     action_expert_lora: LoRAConfig | None = None
+    image_resolution: int = IMAGE_RESOLUTION[0]  # square model input (openpi: 224)
     name: str = "custom"
 
     def __post_init__(self):
         if self.max_token_len is None:
             object.__setattr__(self, "max_token_len", 200 if self.pi05 else 48)
-        for f in ("action_dim", "action_horizon", "max_token_len", "vocab_size"):
+        for f in ("action_dim", "action_horizon", "max_token_len", "vocab_size", "image_resolution"):
             v = getattr(self, f)
             if isinstance(v, bool) or not hasattr(v, "__index__") or v < 1:
                 raise ValueError(f"Pi0Config.{f}: expected a positive int, found {v!r}")
@@ -173,7 +174,7 @@ class Pi0Config:
                                  f"{self.action_expert_variant}={getattr(g1, attr)}")
         if g0.num_heads % g0.num_kv_heads:
             raise ValueError("Pi0Config: num_heads must be a multiple of num_kv_heads")
-        siglip_variant(self.siglip_variant)
+        siglip_variant(self.siglip_variant, self.image_resolution)
 
     # resolved variants -------------------------------------------------------------------
     @property
@@ -188,7 +189,7 @@ class Pi0Config:
 
     @property
     def vision(self) -> SiglipVariant:
-        return siglip_variant(self.siglip_variant)
+        return siglip_variant(self.siglip_variant, self.image_resolution)
 
     @property
     def num_layers(self) -> int:
@@ -243,10 +244,11 @@ _PRESETS: dict[str, dict] = {
     "pi0_dummy": dict(paligemma_variant="dummy", action_expert_variant="dummy"),
     "pi05_dummy": dict(pi05=True, paligemma_variant="dummy", action_expert_variant="dummy"),
     # CPU presets: same code, small sizes, float32
-    "pi0_tiny": dict(paligemma_variant="tiny_llm", action_expert_variant="tiny_expert", siglip_variant="mu/32",
-                     dtype="float32", action_horizon=10, max_token_len=16, vocab_size=512),
+    "pi0_tiny": dict(paligemma_variant="tiny_llm", action_expert_variant="tiny_expert", siglip_variant="mu/28",
+                     image_resolution=112, dtype="float32", action_horizon=10, max_token_len=16, vocab_size=512),
     "pi05_tiny": dict(pi05=True, paligemma_variant="tiny_llm", action_expert_variant="tiny_expert",
-                      siglip_variant="mu/32", dtype="float32", action_horizon=10, max_token_len=48, vocab_size=512),
+                      siglip_variant="mu/28", image_resolution=112, dtype="float32", action_horizon=10,
+                      max_token_len=48, vocab_size=512),
     "pi0_micro": dict(paligemma_variant="micro_llm", action_expert_variant="micro_expert", siglip_variant="mu/56",
                       dtype="float32", action_dim=8, action_horizon=4, max_token_len=8, vocab_size=64),
     "pi05_micro": dict(pi05=True, paligemma_variant="micro_llm", action_expert_variant="micro_expert",
