@@ -4,7 +4,6 @@ and how GPU steps are launched (dagster-pipes)."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -77,7 +76,3 @@ def gpu_pipes_client() -> dg.PipesSubprocessClient:
     swap this resource for dagster_k8s.PipesK8sClient (see docs/scale_out.md)."""
     env = {k: v for k, v in os.environ.items() if k.startswith(("JAX", "XLA", "MUJOCO", "MENAGERIE", "ROBOSTEER", "CUDA"))}
     return dg.PipesSubprocessClient(env=env)
-
-
-def python_executable() -> str:
-    return sys.executable

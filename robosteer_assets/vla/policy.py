@@ -197,7 +197,3 @@ class Policy:
 
         with self._lock:
             self._rng = jax.random.key(int(seed))
-
-
-def load_policy(path: str | os.PathLike, **kw) -> Policy:
-    return Policy.from_checkpoint(Path(path), **kw)
