@@ -43,3 +43,18 @@ def test_a_gpu_box_configures_resources_from_the_environment(monkeypatch, tmp_pa
     bm = res["base_model"]
     assert bm.resolve_checkpoint(res["paths"]) == tmp_path / "pi0_droid" and not bm.is_embedded
     assert (bm.config_name, bm.tokenizer_path) == ("pi0_droid", str(tmp_path / "tok.model"))
+
+
+def test_nightly_schedule_launches_the_chain_that_reingests_changed_demos():
+    from robosteer_assets.defs.jobs import retrain_job, task_pipeline_job
+    from robosteer_assets.defs.schedules import nightly_retrain_schedule
+
+    repo = defs.get_repository_def()
+    # the schedule fires for tasks whose demos changed, so its job must start at raw_episodes
+    assert nightly_retrain_schedule.job_name == task_pipeline_job.name == "task_pipeline"
+    nightly = {k.to_user_string() for k in repo.get_job(nightly_retrain_schedule.job_name)
+               .asset_layer.executable_asset_keys}
+    assert {"raw_episodes", "keyframes", "steering_checkpoint", "eval_trials/steering"} <= nightly
+    # the retraining-only job leaves the episode store as it is
+    retrain = {k.to_user_string() for k in repo.get_job(retrain_job.name).asset_layer.executable_asset_keys}
+    assert "raw_episodes" not in retrain and "keyframes" not in retrain and "steering_checkpoint" in retrain
