@@ -101,7 +101,7 @@ def plan(defs, instance, task: str, force: bool = False, overrides: dict | None 
     import dagster as dg
 
     from robosteer_assets.defs.resources import ProjectPaths
-    from robosteer_assets.droid.scan import scan_task
+    from robosteer_assets.droid.scan import task_fingerprint
 
     graph = defs.get_repository_def().asset_graph
     keys = list(graph.toposorted_asset_keys)
@@ -131,7 +131,7 @@ def plan(defs, instance, task: str, force: bool = False, overrides: dict | None 
         if key == dg.AssetKey("raw_episodes"):
             paths = ProjectPaths(data_root=os.environ.get("ROBOSTEER_DATA_ROOT", "data"),
                                  demos_root=os.environ.get("ROBOSTEER_DEMOS_ROOT", ""))
-            fp = scan_task(paths.task_demos(task), settle_s=0).fingerprint
+            fp = task_fingerprint(paths.demos(), task)
             if _latest_metadata(instance, key, task, "demos_fingerprint") != fp:
                 stale.add(key)
     # only assets for this task (partitioned) or global ones (unpartitioned)
@@ -143,8 +143,28 @@ def _run_config(selected_names: set[str], overrides: dict) -> dict:
     return {"ops": ops} if ops else {}
 
 
-def run(task: str, force: bool = False, demos: int = 20) -> int:
+def _use_demos_root(demos_root: Path, task: str) -> tuple[str, tuple[str, ...]]:
+    """Point the run at the user's demos (a DROID demos root or a LeRobot dataset): returns
+    the task's partition key (a LeRobot task string becomes its slug) and the assets to
+    leave out: ``sim_demos`` (nothing is simulated), and the sim evaluation and its
+    summary unless the task is a simulated one (the 40-cell grid exists only there)."""
+    from robosteer_assets.droid.lerobot import episodes_of_task, is_lerobot_root, open_dataset
+    from robosteer_assets.droid.layout import task_slug
+    from robosteer_assets.sim.tasks import TASKS
+
+    os.environ["ROBOSTEER_DEMOS_ROOT"] = str(demos_root.resolve())
+    if is_lerobot_root(demos_root):
+        task = task_slug(episodes_of_task(open_dataset(demos_root), task)[0].tasks[0])
+    skip = ("sim_demos",) if task in TASKS else ("sim_demos", "eval_trials", "eval_summary")
+    return task, skip
+
+
+def run(task: str, force: bool = False, demos: int = 20, demos_root: Path | None = None) -> int:
     _setup_env()
+    skip: tuple[str, ...] = ()
+    if demos_root is not None:
+        task, skip = _use_demos_root(demos_root, task)
+        log.info("demos root %s, task %s; not run: %s", demos_root, task, ", ".join(skip))
     import dagster as dg
 
     from robosteer_assets.common.jaxsetup import configure_jax
@@ -166,6 +186,7 @@ def run(task: str, force: bool = False, demos: int = 20) -> int:
     timings = []
     for stage, names in (("inputs", STAGE1), ("task chain", None), ("report", STAGE3)):
         todo = plan(defs, instance, task, force=force, overrides=overrides)
+        todo = [k for k in todo if k.to_user_string().split("/")[0] not in skip]
         if names is not None:
             todo = [k for k in todo if k.to_user_string() in names]
         else:
@@ -196,7 +217,11 @@ def run(task: str, force: bool = False, demos: int = 20) -> int:
     for stage, s in timings:
         print(f"stage {stage:<12} {s:8.1f} s")
     print(f"total        {total:8.1f} s")
-    _print_comparison()
+    if "eval_summary" in skip:
+        print(f"\nNo sim evaluation: {task!r} is not a simulated task (the 40-cell grid exists only in the simulator); "
+              f"the checkpoints are under {Path(os.environ.get('ROBOSTEER_DATA_ROOT', 'data')) / 'checkpoints' / task}.")
+    else:
+        _print_comparison()
     print(
         "\nOpen the UI on these results:\n"
         f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev -w workspace.yaml\n"
@@ -220,4 +245,8 @@ def register(subparsers) -> None:
     p.add_argument("--task", default="pick_cube", help="simulated task (partition key), default pick_cube")
     p.add_argument("--demos", type=int, default=20, help="simulated demonstrations (paper: 20)")
     p.add_argument("--force", action="store_true", help="re-materialise everything")
-    p.set_defaults(handler=lambda a: run(a.task, force=a.force, demos=a.demos))
+    p.add_argument("--demos-root", type=Path, default=None,
+                   help="steer on these demos instead of simulated ones: a DROID demos root (one folder per task) "
+                   "or a LeRobot dataset root (meta/info.json; --task is a task string or its slug); "
+                   "--demos is then the minimum number of valid episodes")
+    p.set_defaults(handler=lambda a: run(a.task, force=a.force, demos=a.demos, demos_root=a.demos_root))

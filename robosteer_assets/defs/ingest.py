@@ -1,4 +1,5 @@
-"""Group `ingest`: raw DROID-format episodes -> per-task episode store -> keyframes."""
+"""Group `ingest`: demonstrations (DROID raw episodes, or a LeRobot dataset as the demos
+root) -> per-task episode store -> keyframes."""
 
 
 import dagster as dg
@@ -8,10 +9,11 @@ from robosteer_assets.defs.metadata import md_image, path, table
 from robosteer_assets.defs.partitions import task_partitions
 from robosteer_assets.defs.resources import ProjectPaths
 from robosteer_assets.droid import keyframe_table
-from robosteer_assets.droid.errors import TooFewEpisodesError, UnsafeTaskNameError
+from robosteer_assets.droid.errors import DatasetError, TooFewEpisodesError, UnsafeTaskNameError
 from robosteer_assets.droid.keyframes import KeyframeConfig, plot_keyframes
 from robosteer_assets.droid.reader import ReadConfig, load_annotations
-from robosteer_assets.droid.scan import scan_task
+from robosteer_assets.droid.lerobot import ingest_lerobot_task, is_lerobot_root
+from robosteer_assets.droid.scan import task_fingerprint
 from robosteer_assets.droid.store import EpisodeStore, IngestConfig as DomainIngestConfig, ingest_task, thumbnail_strip
 
 ENOUGH_EPISODES = "enough_valid_episodes"
@@ -22,27 +24,34 @@ ENOUGH_EPISODES = "enough_valid_episodes"
     partitions_def=task_partitions,
     check_specs=[dg.AssetCheckSpec(ENOUGH_EPISODES, asset="raw_episodes", blocking=True,
                                    description="at least min_episodes valid episodes (paper: 20)")],
-    description="Decode + validate the task's DROID episodes into a zarr store (images [N,2,S,S,3], state, "
+    description="Decode + validate the task's DROID episodes (or the task's episodes of a LeRobot dataset at the "
+    "demos root) into a zarr store (images [N,2,S,S,3], state, "
     "actions) and a manifest (parquet, DuckDB view `episodes`); invalid episodes are quarantined.",
     kinds={"zarr", "parquet"},
 )
 def raw_episodes(context: dg.AssetExecutionContext, config: IngestConfig, paths: ProjectPaths):
     task = context.partition_key
+    lerobot = is_lerobot_root(paths.demos())
     try:
         task_dir = paths.task_demos(task)
     except UnsafeTaskNameError as e:
         raise dg.Failure(f"partition key {task!r} is not a safe task name, refusing to use it as a path: {e}")
-    if not task_dir.is_dir():
+    if not lerobot and not task_dir.is_dir():
         raise dg.Failure(f"task {task!r}: no demos folder at {task_dir} (demos root {paths.demos()})")
     cfg = DomainIngestConfig(
         read=ReadConfig(image_size=config.image_size, target_hz=config.target_hz, exterior=config.exterior_camera),
         min_episodes=config.min_episodes,
         annotations=config.annotations_path or None,
     )
-    annotations = load_annotations(config.annotations_path) if config.annotations_path else None
-    fingerprint = scan_task(task_dir, settle_s=0).fingerprint
+    fingerprint = task_fingerprint(paths.demos(), task)
     try:
-        result = ingest_task(task_dir, paths.store(task), cfg, annotations=annotations)
+        if lerobot:
+            result = ingest_lerobot_task(paths.demos(), task, paths.store(task), cfg)
+        else:
+            annotations = load_annotations(config.annotations_path) if config.annotations_path else None
+            result = ingest_task(task_dir, paths.store(task), cfg, annotations=annotations)
+    except DatasetError as e:
+        raise dg.Failure(f"task {task!r}: the LeRobot dataset at {paths.demos()} cannot be read: {e}")
     except TooFewEpisodesError as e:
         # Nothing written; the previous store (if any) is kept. Report the quarantine and fail loudly.
         context.log.error(str(e))

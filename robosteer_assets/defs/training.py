@@ -14,7 +14,7 @@ from robosteer_assets.defs.metadata import md_image, path
 from robosteer_assets.defs.partitions import task_partitions
 from robosteer_assets.defs.resources import BaseModel, ProjectPaths
 from robosteer_assets.defs.steering import SELECTED, selected_heads
-from robosteer_assets.droid.scan import scan_task
+from robosteer_assets.droid.scan import task_fingerprint
 
 REMOTE = [sys.executable, "-m", "robosteer_assets.remote.run_step"]
 CHECKPOINT_OK = "loads_and_predicts_finite_actions"
@@ -32,7 +32,7 @@ def _finetune(context, method: str, config: FinetuneConfig, paths: ProjectPaths,
     res = gpu_pipes.run(context=context, command=REMOTE, extras={"step": "finetune", "spec": spec}
                         ).get_materialize_result()
     md = {**(res.metadata or {}), "checkpoint": path(out),
-          "demos_fingerprint": scan_task(paths.task_demos(task), settle_s=0).fingerprint}
+          "demos_fingerprint": task_fingerprint(paths.demos(), task)}
     curve = out / "loss_curve.json"
     if curve.exists():
         losses = json.loads(curve.read_text())

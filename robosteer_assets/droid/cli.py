@@ -6,6 +6,13 @@ one line per episode, ``OK <path>`` or ``INVALID <path>: <reason>``, plus an
 ``INVALID <task>`` line for an unsafe task folder name or a task with fewer
 valid episodes than ``--min-episodes``. Exit code 1 when anything is invalid,
 2 when DIR holds no episodes.
+
+DIR may also be a LeRobot dataset root (it has ``meta/info.json``; codebase v2.1 or
+v3.0): each episode is read as ingest would (``droid.lerobot``) and reported as
+``OK <root> episode <i> [<task>]`` or ``INVALID <root> episode <i> [<task>]: <reason>``;
+``--task`` limits the check to some of the dataset's tasks, ``--features`` picks the
+feature-mapping preset. A dataset that cannot be read at all (e.g. an unsupported
+``codebase_version``) is one ``INVALID <root>`` line and exit code 1.
 """
 
 from __future__ import annotations
@@ -29,6 +36,10 @@ def register(subparsers) -> None:
     p.add_argument("--target-hz", type=float, default=6.0, help="resampling rate (default 6; 0 keeps the recorded rate)")
     p.add_argument("--exterior", default="left", choices=("left", "right", "ext1", "ext2"))
     p.add_argument("--include-failures", action="store_true", help="also validate episodes below failure/ folders")
+    p.add_argument("--task", action="append", default=None,
+                   help="LeRobot dataset: only this task (task string or its slug; repeatable)")
+    p.add_argument("--features", default="auto", choices=("auto", "openpi_droid", "openpi_libero", "lerobot"),
+                   help="LeRobot dataset: feature-mapping preset (default: the first that fits)")
     p.set_defaults(handler=run_validate)
 
 
@@ -52,6 +63,10 @@ def run_validate(args) -> int:
         print(f"INVALID {root}: expected a directory (episode, task folder or demos root), found none")
         return 2
     cfg = ReadConfig(image_size=args.image_size, target_hz=args.target_hz or None, exterior=args.exterior)
+    from robosteer_assets.droid.lerobot import is_lerobot_root
+
+    if is_lerobot_root(root):
+        return _validate_lerobot(root, cfg, args)
     annotations = None
     if args.annotations is not None:
         try:
@@ -94,4 +109,36 @@ def run_validate(args) -> int:
         print(f"INVALID {root}: expected episode folders (trajectory.h5 + metadata_<uuid>.json), found none")
         return 2
     print(f"{total} episodes checked, {invalid} problem(s)")
+    return 1 if invalid else 0
+
+
+def _validate_lerobot(root: Path, cfg, args) -> int:
+    from robosteer_assets.droid.errors import DatasetError
+    from robosteer_assets.droid.lerobot import validate_dataset
+
+    try:
+        checks = validate_dataset(root, cfg, mapping=args.features, tasks=args.task)
+    except DatasetError as e:
+        print(f"INVALID {root}: {e.reason}")
+        return 1
+    if not checks:
+        print(f"INVALID {root}: expected episodes{' of ' + repr(args.task) if args.task else ''}, found none")
+        return 2
+    invalid = 0
+    valid: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for c in checks:
+        total[c.task] = total.get(c.task, 0) + 1
+        if c.error is None:
+            valid[c.task] = valid.get(c.task, 0) + 1
+            print(f"OK {root} episode {c.ref.index} [{c.task}]")
+        else:
+            invalid += 1
+            print(f"INVALID {root} episode {c.ref.index} [{c.task}]: {c.error.reason}")
+    for task, n in total.items():
+        if args.min_episodes > 0 and valid.get(task, 0) < args.min_episodes:
+            invalid += 1
+            print(f"INVALID {root} [{task}]: TooFewEpisodesError: expected at least {args.min_episodes} valid episodes "
+                  f"(--min-episodes), found {valid.get(task, 0)} of {n}")
+    print(f"{len(checks)} episodes checked, {invalid} problem(s)")
     return 1 if invalid else 0

@@ -139,3 +139,28 @@ class StoreError(Exception):
 
 class RateError(EpisodeError):
     """The recorded control rate cannot be brought to the configured target rate."""
+
+
+class UnknownTaskError(EpisodeError):
+    """An episode refers to a task index that the dataset's task table does not list."""
+
+
+class DatasetError(Exception):
+    """A whole dataset that cannot be read (e.g. a LeRobot ``meta/info.json`` with an
+    unsupported ``codebase_version``); no episode of it is ingested. Same fields and
+    message as ``EpisodeError``."""
+
+    def __init__(self, path: str | os.PathLike, field: str, expected: str, found: str):
+        self.path = Path(path)
+        self.field = field
+        self.expected = expected
+        self.found = found
+        where = f"{self.path} [{field}]" if field else f"{self.path}"
+        super().__init__(f"{where}: expected {expected}, found {found}")
+
+    @property
+    def reason(self) -> str:
+        return f"{type(self).__name__}: {self}"
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.field, self.expected, self.found))

@@ -126,3 +126,24 @@ def task_dir_of(episode_dir: str | os.PathLike) -> Path:
             break
         p = p.parent
     return p
+
+
+_SLUG_RUN = re.compile(r"[^a-z0-9]+")
+_SLUG_MAX = 64
+
+
+def task_slug(text: str) -> str:
+    """A task partition key for a task string (e.g. a LeRobot dataset's instruction): lower
+    case, every run of other characters than ASCII letters and digits replaced by ``_``,
+    stripped of ``_`` at the ends; ``"Pick up the red cube."`` -> ``pick_up_the_red_cube``.
+    A slug longer than 64 characters is cut to 55 and ends in ``_`` + 8 hex digits of the
+    text's SHA-1, so two long strings with a common start stay apart. The result satisfies
+    ``safe_task_name``; a text with no letters or digits raises ``UnsafeTaskNameError``."""
+    import hashlib
+
+    slug = _SLUG_RUN.sub("_", str(text).lower()).strip("_")
+    if len(slug) > _SLUG_MAX:
+        slug = slug[: _SLUG_MAX - 9].rstrip("_") + "_" + hashlib.sha1(str(text).encode()).hexdigest()[:8]
+    if not slug:
+        raise UnsafeTaskNameError(repr(text), "task", "a task string with ASCII letters or digits", repr(text))
+    return safe_task_name(slug)

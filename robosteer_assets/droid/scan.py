@@ -8,6 +8,11 @@ folder is accepted too; anything under a ``failure`` folder is ignored.
 An episode still being copied is *arriving* (see ``scan_task``): the task is
 reported as unsettled and not fingerprinted, so a half-copied episode is never
 ingested.
+
+A demos root that is a LeRobot dataset (it has ``meta/info.json``) is scanned by
+``scan_lerobot_root`` instead: one task per task string of the dataset (its slug), the
+fingerprint over the metadata files and each of the task's data and video files,
+arriving while any of them changed within ``settle_s``.
 """
 
 from __future__ import annotations
@@ -116,11 +121,16 @@ def scan_task(task_dir: Path, settle_s: float = 30.0, now: float | None = None) 
 
 
 def scan_demos_root(root: Path, settle_s: float = 30.0) -> DemosScan:
-    """Scan every task folder under ``root``. Unsafe folder names (path traversal,
-    spaces, non-ASCII...) are rejected with a reason and never become partitions."""
+    """Scan every task folder under ``root`` (or the tasks of a LeRobot dataset at ``root``).
+    Unsafe folder names (path traversal, spaces, non-ASCII...) are rejected with a reason
+    and never become partitions."""
+    from robosteer_assets.droid.lerobot import is_lerobot_root
+
     out = DemosScan()
     if not root.exists():
         return out
+    if is_lerobot_root(root):
+        return scan_lerobot_root(root, settle_s)
     now = time.time()
     for e in sorted(os.scandir(root), key=lambda e: e.name):
         if not e.is_dir(follow_symlinks=False) or e.name.startswith("."):
@@ -130,3 +140,57 @@ def scan_demos_root(root: Path, settle_s: float = 30.0) -> DemosScan:
             continue
         out.tasks[e.name] = scan_task(Path(e.path), settle_s=settle_s, now=now)
     return out
+
+
+def _file_row(root: Path, p: Path) -> tuple[str, int, int] | None:
+    try:
+        st = p.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return str(p.relative_to(root)), st.st_size, st.st_mtime_ns
+
+
+def scan_lerobot_root(root: Path, settle_s: float = 30.0, now: float | None = None) -> DemosScan:
+    """Fingerprint each task of the LeRobot dataset at ``root`` (metadata reads only).
+
+    A task is *arriving* while any metadata file or any of its episodes' data / video
+    files changed within ``settle_s``, or while one of those files is missing and the
+    newest changed within ``10 * settle_s`` (afterwards ingest quarantines the episode).
+    A dataset whose metadata cannot be read is reported in ``rejected``."""
+    from robosteer_assets.droid.errors import DatasetError
+    from robosteer_assets.droid.lerobot import open_dataset, task_partitions
+
+    now = time.time() if now is None else now
+    out = DemosScan()
+    try:
+        ds = open_dataset(root)
+    except DatasetError as e:
+        out.rejected[root.name] = e.reason
+        return out
+    meta_rows = [r for r in (_file_row(root, p) for p in ds.meta_files()) if r]
+    for task, refs in task_partitions(ds).items():
+        files = sorted({ref.data_file for ref in refs} | {v.path for ref in refs for v in ref.videos.values()})
+        rows = [_file_row(root, p) for p in files]
+        present = [r for r in rows if r] + meta_rows
+        newest = max((r[2] for r in present), default=0) / 1e9
+        missing = len(present) < len(rows) + len(meta_rows)
+        age = now - newest
+        h = hashlib.sha1()
+        for name, size, mtime in sorted(present):
+            h.update(f"{name}:{size}:{mtime};".encode())
+        h.update(",".join(str(r.index) for r in refs).encode())
+        episodes = tuple(ref.uuid for ref in refs)
+        arriving = episodes if (age < settle_s or (missing and age < 10 * settle_s)) else ()
+        out.tasks[task] = TaskScan(task, () if arriving else episodes, h.hexdigest()[:16], arriving)
+    return out
+
+
+def task_fingerprint(demos_root: Path, task: str) -> str:
+    """The fingerprint of one task's demos now (no settling), for a DROID demos root or a
+    LeRobot dataset root; "" when the task has no demos there."""
+    from robosteer_assets.droid.lerobot import is_lerobot_root
+
+    if is_lerobot_root(demos_root):
+        ts = scan_lerobot_root(demos_root, settle_s=0).tasks.get(task)
+        return ts.fingerprint if ts else ""
+    return scan_task(Path(demos_root) / safe_task_name(task), settle_s=0).fingerprint

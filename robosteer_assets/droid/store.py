@@ -40,7 +40,7 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -71,6 +71,7 @@ class IngestConfig:
     include_failures: also ingest episodes below ``failure/`` folders (DROID convention).
     chunk_steps: zarr chunk length along N.
     annotations: optional DROID language annotations JSON path.
+    feature_map: for a LeRobot dataset, the preset of ``droid.feature_map`` that makes the model inputs (auto: the first that fits).
     """
 
     read: ReadConfig = field(default_factory=ReadConfig)
@@ -78,6 +79,7 @@ class IngestConfig:
     include_failures: bool = False
     chunk_steps: int = 16
     annotations: str | None = None
+    feature_map: Literal["auto", "openpi_droid", "openpi_libero", "lerobot"] = "auto"
 
 
 @dataclass

@@ -2,7 +2,10 @@
 
 ``robosteer sim demos --task TASK --episodes N --out DIR [--seed S] [--variation V]``
 records N successful scripted-expert demos in DROID's raw layout under
-``DIR/TASK/success/`` (failed attempts under ``DIR/TASK/failure/``).
+``DIR/TASK/success/`` (failed attempts under ``DIR/TASK/failure/``). With
+``--format lerobot`` they are written as a LeRobot v2.1 dataset at ``DIR`` instead
+(``droid.lerobot_writer``: H.264 MP4s, parquet, meta JSON; failed attempts are not
+kept), which openpi / LeRobot train on directly; DIR must not exist yet.
 
 ``robosteer sim render --task TASK --out PNG [--variation V] [--cell ROW COL]``
 writes the start state seen by both cameras (exterior left | wrist) side by side.
@@ -28,6 +31,8 @@ def register(subparsers) -> None:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--variation", default="none", choices=VARIATION_NAMES)
     d.add_argument("--image-size", type=int, default=224)
+    d.add_argument("--format", default="droid", choices=("droid", "lerobot"),
+                   help="droid: DROID raw layout under OUT/TASK/ (default); lerobot: a LeRobot v2.1 dataset at OUT")
     d.set_defaults(handler=run_demos)
     r = sub.add_parser("render", help="PNG of a task's start state from both cameras")
     r.add_argument("--task", required=True, choices=TASK_NAMES)
@@ -42,9 +47,18 @@ def register(subparsers) -> None:
 def run_demos(args) -> int:
     from robosteer_assets.sim.recorder import RecordConfig, record_demos
 
+    cfg = RecordConfig(image_size=args.image_size)
     try:
-        paths = record_demos(args.task, args.episodes, args.out, seed=args.seed, variation=args.variation,
-                             cfg=RecordConfig(image_size=args.image_size))
+        if getattr(args, "format", "droid") == "lerobot":
+            from robosteer_assets.droid.lerobot_writer import LeRobotWriter
+
+            if args.out.exists() and any(args.out.iterdir()):
+                raise ValueError(f"--out {args.out}: expected a new folder for the LeRobot dataset, found a non-empty one")
+            with LeRobotWriter(args.out) as w:
+                paths = record_demos(args.task, args.episodes, args.out, seed=args.seed, variation=args.variation,
+                                     cfg=cfg, sink=w.add)
+        else:
+            paths = record_demos(args.task, args.episodes, args.out, seed=args.seed, variation=args.variation, cfg=cfg)
     except (RuntimeError, ValueError) as e:
         print(f"ERROR {e}")
         return 1
