@@ -153,10 +153,13 @@ def _file_row(root: Path, p: Path) -> tuple[str, int, int] | None:
 def scan_lerobot_root(root: Path, settle_s: float = 30.0, now: float | None = None) -> DemosScan:
     """Fingerprint each task of the LeRobot dataset at ``root`` (metadata reads only).
 
-    A task is *arriving* while any metadata file or any of its episodes' data / video
-    files changed within ``settle_s``, or while one of those files is missing and the
-    newest changed within ``10 * settle_s`` (afterwards ingest quarantines the episode).
-    A dataset whose metadata cannot be read is reported in ``rejected``."""
+    The fingerprint covers what the metadata says of the task (version, fps, features,
+    its episodes' rows and video spans) and the size / mtime of its data and video files,
+    so an episode added to another task does not change it. A task is *arriving* while
+    any metadata file or any of its data / video files changed within ``settle_s``, or
+    while one of those files is missing and the newest changed within ``10 * settle_s``
+    (afterwards ingest quarantines the episode). A dataset whose metadata cannot be read
+    is reported in ``rejected``."""
     from robosteer_assets.droid.errors import DatasetError
     from robosteer_assets.droid.lerobot import open_dataset, task_partitions
 
@@ -176,9 +179,12 @@ def scan_lerobot_root(root: Path, settle_s: float = 30.0, now: float | None = No
         missing = len(present) < len(rows) + len(meta_rows)
         age = now - newest
         h = hashlib.sha1()
-        for name, size, mtime in sorted(present):
+        described = [ds.version, ds.fps, ds.features,
+                     [(r.index, r.length, r.tasks, r.rows, sorted((k, v.from_s, v.to_s) for k, v in r.videos.items()))
+                      for r in refs]]
+        h.update(json.dumps(described, sort_keys=True, default=str).encode())
+        for name, size, mtime in sorted(r for r in rows if r):
             h.update(f"{name}:{size}:{mtime};".encode())
-        h.update(",".join(str(r.index) for r in refs).encode())
         episodes = tuple(ref.uuid for ref in refs)
         arriving = episodes if (age < settle_s or (missing and age < 10 * settle_s)) else ()
         out.tasks[task] = TaskScan(task, () if arriving else episodes, h.hexdigest()[:16], arriving)
