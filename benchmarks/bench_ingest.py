@@ -2,7 +2,9 @@
 
 Generates N synthetic episodes (default 20 x 90 steps x 2 cameras, 224x224 frames,
 15 Hz) with ``droid.writer.write_episode`` into a temp dir, then times
-``droid.store.ingest_task`` with the paper's defaults (6 Hz, 224 px).
+``droid.store.ingest_task`` with the paper's defaults (6 Hz, 224 px). The same
+episodes are also written as a LeRobot v2.1 dataset (``droid.lerobot_writer``) and
+ingested with ``droid.lerobot.ingest_lerobot_task`` (``lerobot_episodes_per_s``).
 
     .venv/bin/python benchmarks/bench_ingest.py [--quick] [--episodes N] [--steps T]
 """
@@ -16,6 +18,8 @@ import time
 from pathlib import Path
 
 from robosteer_assets.droid.layout import episode_dir_for
+from robosteer_assets.droid.lerobot import ingest_lerobot_task
+from robosteer_assets.droid.lerobot_writer import LeRobotWriter
 from robosteer_assets.droid.reader import ReadConfig, read_episode
 from robosteer_assets.droid.store import EpisodeStore, IngestConfig, ingest_task
 from robosteer_assets.droid.synthetic import make_recording
@@ -38,14 +42,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_ingest-") as tmp:
         root = Path(tmp) / "demos"
         t0 = time.perf_counter()
-        gen_s = 0.0
+        gen_s = lr_write_s = 0.0
         dirs = []
-        for i in range(n):
-            g0 = time.perf_counter()
-            rec = make_recording(T=T, seed=i, image_size=S, control_hz=15.0)
-            gen_s += time.perf_counter() - g0
-            dirs.append(write_episode(episode_dir_for(root, "bench_task", rec.uuid), rec))
-        write_s = time.perf_counter() - t0 - gen_s
+        with LeRobotWriter(Path(tmp) / "lerobot") as lr_writer:
+            for i in range(n):
+                g0 = time.perf_counter()
+                rec = make_recording(T=T, seed=i, image_size=S, control_hz=15.0)
+                gen_s += time.perf_counter() - g0
+                dirs.append(write_episode(episode_dir_for(root, "bench_task", rec.uuid), rec))
+                w0 = time.perf_counter()
+                lr_writer.add(rec)
+                lr_write_s += time.perf_counter() - w0
+        write_s = time.perf_counter() - t0 - gen_s - lr_write_s
         raw_mb = _du(root) / 2**20
 
         r0 = time.perf_counter()
@@ -56,6 +64,11 @@ def main() -> None:
         res = ingest_task(root / "bench_task", Path(tmp) / "store" / "bench_task", cfg)
         store = EpisodeStore.open(res.store_path)
         store_mb = _du(res.store_path) / 2**20
+        lr = ingest_lerobot_task(Path(tmp) / "lerobot", rec.instruction, Path(tmp) / "store" / "bench_lerobot", cfg)
+        lr_store = EpisodeStore.open(lr.store_path)
+        if lr_store.num_steps != store.num_steps or lr.num_quarantined:
+            raise SystemExit(f"LeRobot ingest differs: {lr_store.num_steps} rows ({lr.num_quarantined} quarantined), "
+                             f"raw DROID {store.num_steps} rows")
 
         print(f"machine: shared, {os.cpu_count()} CPUs; episodes={n} steps={T} cameras=2 frame={S}x{S} 15 Hz -> 6 Hz")
         print(f"{'stage':<28}{'seconds':>10}{'per episode':>14}{'note':>30}")
@@ -64,9 +77,12 @@ def main() -> None:
         print(f"{'read_episode (1 episode)':<28}{read_one_s:>10.2f}{read_one_s:>14.3f}")
         print(f"{'ingest_task':<28}{res.wall_s:>10.2f}{res.wall_s / n:>14.3f}"
               f"{f'{store.num_steps} rows, zarr {store_mb:.1f} MiB':>30}")
+        print(f"{'LeRobot write (v2.1)':<28}{lr_write_s:>10.2f}{lr_write_s / n:>14.3f}")
+        print(f"{'ingest_lerobot_task':<28}{lr.wall_s:>10.2f}{lr.wall_s / n:>14.3f}{f'{lr_store.num_steps} rows':>30}")
         eps = n / res.wall_s
         steps_s = n * T / res.wall_s
         print(f"RESULT episodes_per_s={eps:.2f} source_steps_per_s={steps_s:.1f} write_episodes_per_s={n / write_s:.2f} "
+              f"lerobot_episodes_per_s={n / lr.wall_s:.2f} "
               f"episodes={n} steps={T} image_size={S} stored_rows={store.num_steps} quarantined={res.num_quarantined}")
 
 

@@ -22,6 +22,9 @@ class IngestConfig(dg.Config):
     min_episodes: int = Field(20, description="fail the task when fewer valid episodes (paper: 20 demos)")
     annotations_path: str = Field("", description="DROID annotations JSON (uuid -> language_instruction1..3)")
     exterior_camera: Literal["left", "right", "ext1", "ext2"] = Field("left", description="which exterior camera (metadata left_mp4_path by default)")
+    feature_map: Literal["auto", "openpi_droid", "openpi_libero", "lerobot"] = Field(
+        "auto", description="for a LeRobot dataset, the preset of droid.feature_map that makes the model inputs "
+        "(auto: the first that fits)")
 
 
 class KeyframesConfig(dg.Config):

@@ -42,6 +42,7 @@ def raw_episodes(context: dg.AssetExecutionContext, config: IngestConfig, paths:
         read=ReadConfig(image_size=config.image_size, target_hz=config.target_hz, exterior=config.exterior_camera),
         min_episodes=config.min_episodes,
         annotations=config.annotations_path or None,
+        feature_map=config.feature_map,
     )
     fingerprint = task_fingerprint(paths.demos(), task)
     try:

@@ -47,7 +47,8 @@ NUMERIC = {  # feature -> (width, values of a recording [T, width])
     "joint_velocity": (7, lambda r: r.joint_velocities),
     "actions": (8, lambda r: np.concatenate([r.action_joint_velocity, np.asarray(r.action_gripper_position)[:, None]], 1)),
 }
-_STATS_MAX_FRAMES = 100
+_STATS_MAX_FRAMES = 20
+_STATS_SIDE = 150
 
 
 def _stats(x: np.ndarray) -> dict[str, list]:
@@ -57,9 +58,12 @@ def _stats(x: np.ndarray) -> dict[str, list]:
 
 
 def _image_stats(frames: np.ndarray) -> dict[str, list]:
-    """Per-channel stats in [0, 1], shaped (3, 1, 1) as LeRobot stores them for images."""
+    """Per-channel stats in [0, 1], shaped (3, 1, 1) as LeRobot stores them for images, over
+    at most ``_STATS_MAX_FRAMES`` frames subsampled to about ``_STATS_SIDE`` pixels a side
+    (as LeRobot samples images for its statistics)."""
     step = max(1, math.ceil(len(frames) / _STATS_MAX_FRAMES))
-    px = frames[::step].reshape(-1, 3).astype(np.float64) / 255.0
+    px_step = max(1, max(frames.shape[1:3]) // _STATS_SIDE)
+    px = frames[::step, ::px_step, ::px_step].reshape(-1, 3).astype(np.float32) / 255.0
     s = _stats(px)
     return {k: ([[[v]] for v in s[k]] if k != "count" else [int(len(frames))]) for k in s}
 
