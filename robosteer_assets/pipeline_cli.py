@@ -8,9 +8,12 @@ LoRA / steering -> summary) into the repo's ``dagster_home``, then prints the
 method comparison from DuckDB and how to open the UI on the result.
 
 Runs are recorded in the Dagster instance, so the UI shows them afterwards. A
-second run with nothing new does no work: an asset is (re)materialised only when
-it is missing for the task, when a parent was materialised after it, or (for
-``raw_episodes``) when the task's demos changed since it was last ingested.
+second run with nothing new does no work: Dagster decides what is due from code and
+data versions (:func:`plan`). Each asset's code version includes a hash of the run
+config passed here, the task's demos are an observed source (``task_demos``, data
+version = their fingerprint), and an asset is (re)materialised when it is missing
+for the task, stale in Dagster's sense (new code version or a dependency with a new
+data version), or downstream of one that is.
 """
 
 from __future__ import annotations
@@ -58,23 +61,11 @@ def _setup_env() -> None:
     os.environ.setdefault("ROBOSTEER_JAX_CACHE", str(ROOT / ".cache" / "jax"))
 
 
-def _latest_ts(instance, key, partition: str | None) -> float | None:
-    import dagster as dg
+def _demos_fingerprint(paths, task: str) -> str:
+    """The fingerprint of the task's demos as they are now (``droid.scan``, no settling)."""
+    from robosteer_assets.droid.scan import task_fingerprint
 
-    flt = dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None)
-    res = instance.fetch_materializations(flt, limit=1)
-    return res.records[0].timestamp if res.records else None
-
-
-def _latest_metadata(instance, key, partition: str | None, name: str):
-    import dagster as dg
-
-    flt = dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None)
-    res = instance.fetch_materializations(flt, limit=1)
-    if not res.records:
-        return None
-    v = res.records[0].asset_materialization.metadata.get(name)
-    return getattr(v, "value", v)
+    return task_fingerprint(paths.demos(), task)
 
 
 def _config_hash(cfg: dict | None) -> str:
@@ -84,58 +75,58 @@ def _config_hash(cfg: dict | None) -> str:
     return hashlib.sha1(json.dumps(cfg or {}, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _latest_config_hash(instance, key, partition: str | None) -> str | None:
+def with_config_versions(defs, overrides: dict):
+    """``defs``' assets with each code version extended by a hash of the run config `robosteer run`
+    passes that asset (``overrides``, keyed by op name), as a ``Definitions``: Dagster then sees a
+    changed config like changed code and reports the asset stale."""
     import dagster as dg
 
-    flt = dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None)
-    res = instance.fetch_materializations(flt, limit=1)
-    if not res.records:
-        return None
-    run = instance.get_run_by_id(res.records[0].run_id)
-    return run.tags.get(f"robosteer/config/{key.to_user_string().replace('/', '__')}") if run else None
+    def versioned(spec):
+        h = _config_hash(overrides.get(spec.key.to_user_string().replace("/", "__")))
+        return spec.replace_attributes(
+            code_version=f"{spec.code_version}+config-{h}" if spec.code_version else f"config-{h}")
+
+    return dg.Definitions(assets=dg.map_asset_specs(versioned, list(defs.get_repository_def().assets_defs_by_key.values())))
 
 
-def plan(defs, instance, task: str, force: bool = False, overrides: dict | None = None) -> list:
-    """Asset keys (topological order) that need work for ``task``: missing, older than a parent,
-    materialised with another run config than now, or (raw_episodes) demos changed since."""
-    import dagster as dg
+def plan(defs, instance, task: str, paths, force: bool = False) -> list:
+    """Asset keys (topological order) to materialise for ``task``: those Dagster reports missing or
+    stale for the task's partition (unpartitioned assets: for the asset), and everything downstream
+    of them. Stale is Dagster's data-version rule: a new code version (other code, or other run config
+    through :func:`with_config_versions`) or a dependency with a new data version, such as the
+    task's demos (observed here first, ``defs.demos``) or a parent rebuilt from other inputs. A store
+    on disk from another image path (``droid.store.store_is_current``) makes ``raw_episodes`` due too.
+    ``force``: every asset."""
+    from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._core.definitions.temporal_context import TemporalContext
+    from dagster._time import get_current_datetime
 
-    from robosteer_assets.defs.resources import ProjectPaths
-    from robosteer_assets.droid.scan import task_fingerprint
+    from robosteer_assets.defs.demos import observe_task_demos
+    from robosteer_assets.droid.store import store_is_current
 
+    observe_task_demos(instance, task, _demos_fingerprint(paths, task))
     graph = defs.get_repository_def().asset_graph
-    keys = list(graph.toposorted_asset_keys)
-    all_keys = set(keys)
-    stale: set = set()
+    # the resolver behind the UI's stale badges and RunRequest(stale_assets_only=True)
+    view = AssetGraphView(temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+                          instance=instance, asset_graph=graph)
+    resolver = CachingStaleStatusResolver(instance, graph, view)
+    keys = [k for k in graph.toposorted_asset_keys if graph.get(k).is_materializable]
+    due: set = set()
     for key in keys:
         node = graph.get(key)
-        part = task if node.is_partitioned else None
-        if force:
-            stale.add(key)
-            continue
-        ts = _latest_ts(instance, key, part)
-        parents = [p for p in node.parent_keys if p in all_keys]
-        if ts is None or any(p in stale for p in parents):
-            stale.add(key)
-            continue
-        for p in parents:
-            pnode = graph.get(p)
-            pts = _latest_ts(instance, p, task if pnode.is_partitioned else None)
-            if pts is not None and pts > ts:
-                stale.add(key)
-                break
-        name = key.to_user_string().replace("/", "__")
-        if overrides is not None and _latest_config_hash(instance, key, part) != _config_hash(overrides.get(name)):
-            stale.add(key)
-            continue
-        if key == dg.AssetKey("raw_episodes"):
-            paths = ProjectPaths(data_root=os.environ.get("ROBOSTEER_DATA_ROOT", "data"),
-                                 demos_root=os.environ.get("ROBOSTEER_DEMOS_ROOT", ""))
-            fp = task_fingerprint(paths.demos(), task)
-            if _latest_metadata(instance, key, task, "demos_fingerprint") != fp:
-                stale.add(key)
-    # only assets for this task (partitioned) or global ones (unpartitioned)
-    return [k for k in keys if k in stale]
+        if (force or any(p in due for p in node.parent_keys)
+                or resolver.get_status(key, task if node.is_partitioned else None) != StaleStatus.FRESH
+                or (key.to_user_string() == "raw_episodes" and not store_is_current(paths.store(task)))):
+            due.add(key)
+    return [k for k in keys if k in due]
+
+
+def _paths():
+    from robosteer_assets.defs.resources import ProjectPaths
+
+    return ProjectPaths(data_root=os.environ.get("ROBOSTEER_DATA_ROOT", "data"),
+                        demos_root=os.environ.get("ROBOSTEER_DEMOS_ROOT", ""))
 
 
 def _run_config(selected_names: set[str], overrides: dict) -> dict:
@@ -175,17 +166,18 @@ def run(task: str, force: bool = False, demos: int = 20, demos_root: Path | None
     instance = dg.DagsterInstance.get()
     if task not in instance.get_dynamic_partitions("task"):
         instance.add_dynamic_partitions("task", [task])
-    repo = defs.get_repository_def()
-    graph = repo.asset_graph
-    all_assets = list(repo.assets_defs_by_key.values())
     overrides = {k: dict(v) for k, v in EMBEDDED_RUN_CONFIG.items()}
     overrides.setdefault("sim_demos", {})["episodes"] = demos
     overrides.setdefault("raw_episodes", {})["min_episodes"] = demos
     overrides["base_policy"]["held_out_tasks"] = [task]  # the base policy never sees the target task
+    defs = with_config_versions(defs, overrides)
+    graph = defs.get_repository_def().asset_graph
+    all_assets = list(defs.get_repository_def().assets_defs_by_key.values())
+    paths = _paths()
 
     timings = []
     for stage, names in (("inputs", STAGE1), ("task chain", None), ("report", STAGE3)):
-        todo = plan(defs, instance, task, force=force, overrides=overrides)
+        todo = plan(defs, instance, task, paths, force=force)
         todo = [k for k in todo if k.to_user_string().split("/")[0] not in skip]
         if names is not None:
             todo = [k for k in todo if k.to_user_string() in names]
@@ -205,9 +197,7 @@ def run(task: str, force: bool = False, demos: int = 20, demos_root: Path | None
             instance=instance,
             run_config=_run_config(selected, overrides),
             raise_on_error=False,
-            tags={"robosteer/entry": "robosteer run",
-                  **{f"robosteer/config/{k.to_user_string().replace('/', '__')}":
-                     _config_hash(overrides.get(k.to_user_string().replace("/", "__"))) for k in todo}},
+            tags={"robosteer/entry": "robosteer run"},
         )
         timings.append((stage, time.monotonic() - t0))
         if not result.success:

@@ -8,12 +8,13 @@ import dagster as dg
 
 
 def build_definitions() -> dg.Definitions:
-    from robosteer_assets.defs import (embedded, evaluation, ingest, jobs, reporting, resources, schedules, sensors,
-                                      steering, training)
+    from robosteer_assets.defs import (demos, embedded, evaluation, ingest, jobs, reporting, resources, schedules,
+                                      sensors, steering, training)
 
     modules = [embedded, ingest, steering, training, evaluation, reporting]
     return dg.Definitions(
-        assets=dg.load_assets_from_modules(modules),
+        # task_demos is an AssetSpec (external, observed), which load_assets_from_modules does not collect
+        assets=[demos.task_demos, *dg.load_assets_from_modules(modules)],
         asset_checks=dg.load_asset_checks_from_modules(modules),
         jobs=[jobs.task_pipeline_job, jobs.retrain_job],
         sensors=[sensors.new_demos_sensor],

@@ -4,7 +4,9 @@ root) -> per-task episode store -> keyframes."""
 
 import dagster as dg
 
+from robosteer_assets.common.images import RESIZE_METHOD
 from robosteer_assets.defs.config import IngestConfig, KeyframesConfig
+from robosteer_assets.defs.demos import TASK_DEMOS
 from robosteer_assets.defs.metadata import md_image, path, table
 from robosteer_assets.defs.partitions import task_partitions
 from robosteer_assets.defs.resources import ProjectPaths
@@ -17,11 +19,16 @@ from robosteer_assets.droid.scan import task_fingerprint
 from robosteer_assets.droid.store import EpisodeStore, IngestConfig as DomainIngestConfig, ingest_task, thumbnail_strip
 
 ENOUGH_EPISODES = "enough_valid_episodes"
+# The store's format: a store written with another image resize is stale (droid.store), so
+# Dagster sees materialisations recorded under another code version as stale too.
+RAW_EPISODES_CODE_VERSION = f"image_resize={RESIZE_METHOD}"
 
 
 @dg.asset(
     group_name="ingest",
     partitions_def=task_partitions,
+    deps=[TASK_DEMOS],
+    code_version=RAW_EPISODES_CODE_VERSION,
     check_specs=[dg.AssetCheckSpec(ENOUGH_EPISODES, asset="raw_episodes", blocking=True,
                                    description="at least min_episodes valid episodes (paper: 20)")],
     description="Decode + validate the task's DROID episodes (or the task's episodes of a LeRobot dataset at the "

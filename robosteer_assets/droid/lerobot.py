@@ -577,7 +577,16 @@ def validate_dataset(root: str | os.PathLike, cfg: ReadConfig = ReadConfig(), ma
     ds = open_dataset(root)
     resolved = _mapping(ds, mapping)
     out = []
-    for slug, refs in task_partitions(ds, tasks).items():
+    parts = task_partitions(ds, tasks)
+    if tasks is None:  # episodes no partition takes: their task string has no letters or digits
+        placed = {r.index for refs in parts.values() for r in refs}
+        table = ds.root / "meta" / ("episodes.jsonl" if ds.version == "v2.1" else "episodes")
+        for ref in ds.episodes:
+            if ref.index not in placed:
+                err = E.MetadataError(table, f"episode {ref.index} tasks", "a task string with ASCII letters or digits",
+                                      repr(list(ref.tasks)))
+                out.append(EpisodeCheck("", ref, err))
+    for slug, refs in parts.items():
         for ref in refs:
             try:
                 read_lerobot_episode(ds, ref, resolved, cfg)

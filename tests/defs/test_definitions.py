@@ -20,7 +20,7 @@ def test_every_stage_is_an_asset_in_its_group():
     groups = {n.key.to_user_string(): n.group_name for n in repo.asset_graph.asset_nodes}
     assert groups == {
         "sim_demos": "embedded_default", "base_policy": "embedded_default",
-        "raw_episodes": "ingest", "keyframes": "ingest",
+        "task_demos": "ingest", "raw_episodes": "ingest", "keyframes": "ingest",
         "head_activations": "steering", "head_scores": "steering", "selected_heads": "steering",
         "head_overlap": "steering",
         "steering_checkpoint": "training", "full_lora_checkpoint": "training",
@@ -28,6 +28,10 @@ def test_every_stage_is_an_asset_in_its_group():
         "eval_trials/steering": "evaluation", "eval_summary": "reporting"}
     job_keys = {k.to_user_string() for k in repo.get_job("task_pipeline").asset_layer.executable_asset_keys}
     assert {"raw_episodes", "steering_checkpoint", "eval_trials/steering"} <= job_keys
+    # the demos are observed, not materialised; raw_episodes depends on the task's partition of them
+    demos = repo.asset_graph.get(dg.AssetKey("task_demos"))
+    assert not demos.is_materializable and demos.partitions_def is not None
+    assert dg.AssetKey("task_demos") in repo.asset_graph.get(dg.AssetKey("raw_episodes")).parent_keys
 
 
 def test_a_gpu_box_configures_resources_from_the_environment(monkeypatch, tmp_path):

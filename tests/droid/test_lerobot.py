@@ -401,3 +401,10 @@ def test_validate_cli_one_line_per_episode(dataset, capsys):
     assert "[joint_position]" in out[1]
     assert out[2].startswith(f"INVALID {dataset} [pick_up_the_red_cube]: TooFewEpisodesError")
     assert len(validate_dataset(dataset, ReadConfig(image_size=S), tasks=["open_the_drawer"])) == 1
+    # an episode whose task string makes no partition key is reported, not skipped
+    lines = (dataset / "meta" / "episodes.jsonl").read_text().splitlines()
+    lines[2] = json.dumps({"episode_index": 2, "tasks": ["?!"], "length": 30})
+    (dataset / "meta" / "episodes.jsonl").write_text("\n".join(lines) + "\n")
+    assert cli_main(["validate", str(dataset), "--min-episodes", "0", "--image-size", "32"]) == 1
+    out = capsys.readouterr().out
+    assert f"INVALID {dataset} episode 2 []: MetadataError: " in out and "episodes.jsonl [episode 2 tasks]" in out
