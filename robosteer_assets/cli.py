@@ -16,6 +16,7 @@ _COMMAND_MODULES = [
     "robosteer_assets.sim.cli",  # sim demos / sim render
     "robosteer_assets.evaluation.cli",  # serve / eval sheet / eval ingest / sql
     "robosteer_assets.pipeline_cli",  # run (the main job on the embedded default)
+    "robosteer_assets.embedded.cli",  # pretrain (the shipped base policy)
 ]
 
 

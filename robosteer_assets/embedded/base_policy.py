@@ -163,3 +163,39 @@ def run_step(spec: BasePolicyConfig, logger, corpus_root: str, out: str) -> dict
     res.pop("losses", None)
     res.pop("log_rows", None)
     return res
+
+
+def config_hash(model_cfg) -> str:
+    """A short hash of a model config (``Pi0Config.to_dict``): what a shipped checkpoint must match."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(model_cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def install_base_policy(src: str | os.PathLike, dst: str | os.PathLike, model: str = "pi0_tiny") -> dict:
+    """Check that the checkpoint ``src`` (the shipped base) was built for the ``model`` preset as the
+    code defines it today, and copy it to ``dst`` atomically (unchanged copies are left alone).
+    Raises ``ValueError`` naming both configs when they differ."""
+    import shutil
+
+    from robosteer_assets.common.atomic import atomic_dir
+    from robosteer_assets.vla.checkpoint import read_checkpoint_config
+    from robosteer_assets.vla.config import get_config
+
+    src, dst = Path(src), Path(dst)
+    if not (src / "params").is_dir():
+        raise FileNotFoundError(f"{src}: no shipped base checkpoint (params/ missing); build it with "
+                                f"`robosteer pretrain --out {src}`")
+    have = read_checkpoint_config(src)["config"]
+    want = get_config(model)
+    if config_hash(have) != config_hash(want):
+        raise ValueError(f"{src}: built for model config {have.to_dict()}, but {model!r} is now "
+                         f"{want.to_dict()}; rebuild it with `robosteer pretrain` or set base_policy rebuild=True")
+    stamp = json.dumps({"src": str(src.resolve()), "hash": config_hash(want),
+                        "params": sorted((p.name, p.stat().st_size) for p in (src / "params").rglob("*") if p.is_file())})
+    if (dst / ".installed_from").is_file() and (dst / ".installed_from").read_text() == stamp:
+        return {"path": str(dst), "copied": False, "config_hash": config_hash(want)}
+    with atomic_dir(dst) as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        (Path(tmp) / ".installed_from").write_text(stamp)
+    return {"path": str(dst), "copied": True, "config_hash": config_hash(want)}

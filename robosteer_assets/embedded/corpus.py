@@ -71,6 +71,12 @@ class CorpusConfig:
     action_noise: float = 0.08
     home_noise: float = 0.2
     noise_free_tasks: tuple[str, ...] = ("marker_in_mug",)  # the marker grasp fails under command noise
+    # tasks with another episode count than episodes_per_task: the skills the targets share (pick, place,
+    # press) get the most data
+    task_episodes: tuple[tuple[str, int], ...] = (("marker_in_mug", 150), ("push_cup", 96))
+
+    def episodes_for(self, task: str) -> int:
+        return dict(self.task_episodes).get(task, self.episodes_per_task)
 
     def __post_init__(self):
         if self.episodes_per_task < 1:
@@ -136,7 +142,7 @@ def record_corpus(demos_root: str | os.PathLike, cfg: CorpusConfig = CorpusConfi
         by_task.setdefault(s.task, []).append(s)
     out: dict[str, list[Path]] = {}
     for ti, (task, group) in enumerate(sorted(by_task.items())):
-        for si, (setting, n_setting) in enumerate(zip(group, _split(cfg.episodes_per_task, len(group)))):
+        for si, (setting, n_setting) in enumerate(zip(group, _split(cfg.episodes_for(task), len(group)))):
             if n_setting == 0:
                 continue
             folder = setting.folder
