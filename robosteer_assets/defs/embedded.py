@@ -1,9 +1,10 @@
 """Group `embedded_default`: what stands in for a robot and a pretrained VLA on a
 machine without either — simulated DROID-format demonstrations written into the
-demos root (the sensor and `raw_episodes` read them like real data)."""
+demos root (the sensor and `raw_episodes` read them like real data), and the base
+policy trained on a simulated corpus."""
 
 import json
-import time
+from pathlib import Path
 
 import dagster as dg
 
@@ -12,7 +13,11 @@ from robosteer_assets.defs.config import BasePolicyConfig, SimDemosConfig
 from robosteer_assets.defs.metadata import md_image, path
 from robosteer_assets.defs.partitions import task_partitions
 from robosteer_assets.defs.resources import BaseModel, ProjectPaths
-from robosteer_assets.droid.layout import find_episode_dirs
+from robosteer_assets.defs.specs import REMOTE, run_remote
+from robosteer_assets.sim.demos import record_task_demos
+from robosteer_assets.vla.policy import SmokeTestConfig
+
+CHECKPOINT_OK = "loads_and_predicts_finite_actions"
 
 
 @dg.asset(
@@ -23,58 +28,35 @@ from robosteer_assets.droid.layout import find_episode_dirs
     kinds={"mujoco"},
 )
 def sim_demos(context: dg.AssetExecutionContext, config: SimDemosConfig, paths: ProjectPaths):
-    from robosteer_assets.sim.cli import render_start_png
-    from robosteer_assets.sim.recorder import RecordConfig, record_demos
-    from robosteer_assets.sim.tasks import TASKS
-
     task = context.partition_key
-    if task not in TASKS:
-        raise dg.Failure(f"partition {task!r} is not a simulated task; sim_demos records one of {sorted(TASKS)}")
-    task_dir = paths.task_demos(task)
-    existing = find_episode_dirs(task_dir) if task_dir.exists() else []
-    t0 = time.monotonic()
-    if len(existing) >= config.episodes:
-        context.log.info(f"{task_dir} already holds {len(existing)} demos (>= {config.episodes}); nothing recorded")
-        written = existing
-    else:
-        written = record_demos(task, config.episodes, paths.demos(), seed=config.seed, variation=config.variation,
-                               cfg=RecordConfig(image_size=config.image_size))
-    failures = find_episode_dirs(task_dir / "failure") if (task_dir / "failure").exists() else []
-    png = render_start_png(task, paths.reports() / f"sim_{task}_{config.variation}.png", variation=config.variation)
+    spec = config.to_spec()
+    summary = record_task_demos(spec, task=task, demos_root=str(paths.demos()),
+                                preview=str(paths.reports() / f"sim_{task}_{spec.variation}.png"))
+    if not summary["recorded"]:
+        context.log.info(f"{summary['demos_dir']} already holds {summary['demos']} demos (>= {spec.episodes}); "
+                         "nothing recorded")
     return dg.MaterializeResult(
         metadata={
-            "demos": len(written),
-            "failed_attempts": len(failures),
-            "record_s": round(time.monotonic() - t0, 1),
-            "variation": config.variation,
-            "demos_dir": path(task_dir),
-            "start_state": md_image(png.read_bytes(), f"{task} start state (exterior | wrist)"),
+            "demos": summary["demos"],
+            "failed_attempts": summary["failed_attempts"],
+            "record_s": summary["record_s"],
+            "variation": summary["variation"],
+            "demos_dir": path(summary["demos_dir"]),
+            "start_state": md_image(Path(summary["preview"]).read_bytes(), f"{task} start state (exterior | wrist)"),
         }
     )
 
 
-CHECKPOINT_OK = "loads_and_predicts_finite_actions"
-
-
-def smoke_test_checkpoint(ckpt_dir, config_name: str = "", tokenizer_path: str = "") -> dict:
-    """Load a checkpoint as a Policy and predict one chunk on a neutral DROID observation."""
-    import numpy as np
-
-    from robosteer_assets.vla.config import get_config
-    from robosteer_assets.vla.policy import Policy
-
-    kw = {}
-    if config_name and not (ckpt_dir / "robosteer_config.json").exists():
-        kw["cfg"] = get_config(config_name)
-    if tokenizer_path:
-        kw["tokenizer_path"] = tokenizer_path
-    policy = Policy.from_checkpoint(ckpt_dir, **kw)
-    obs = {"observation/exterior_image_1_left": np.full((224, 224, 3), 128, np.uint8),
-           "observation/wrist_image_left": np.full((224, 224, 3), 128, np.uint8),
-           "observation/joint_position": np.zeros(7), "observation/gripper_position": np.zeros(1),
-           "prompt": "pick up red cube"}
-    actions = np.asarray(policy.infer(obs)["actions"])
-    return {"finite": bool(np.isfinite(actions).all()), "chunk_shape": list(actions.shape)}
+def smoke_test(context: dg.AssetExecutionContext, gpu_pipes: dg.PipesClient, checkpoint: Path,
+               base_model: BaseModel | None = None) -> tuple[dict, dg.AssetCheckResult]:
+    """The blocking check of a checkpoint asset, a GPU step through dagster-pipes: the checkpoint loads as
+    a Policy and predicts finite actions. ``base_model`` names the model config of an openpi checkpoint.
+    Returns (the step's summary, the check result)."""
+    model = {"config_name": base_model.config_name, "tokenizer_path": base_model.tokenizer_path} if base_model else {}
+    res = run_remote(context, gpu_pipes, "smoke_test", SmokeTestConfig(), checkpoint=checkpoint, **model)
+    smoke = {k: getattr(v, "value", v) for k, v in (res.metadata or {}).items()}
+    return smoke, dg.AssetCheckResult(check_name=CHECKPOINT_OK, passed=bool(smoke.get("finite")),
+                                      metadata={k: smoke[k] for k in ("finite", "chunk_shape") if k in smoke})
 
 
 @dg.asset(
@@ -89,31 +71,18 @@ def smoke_test_checkpoint(ckpt_dir, config_name: str = "", tokenizer_path: str =
 )
 def base_policy(context: dg.AssetExecutionContext, config: BasePolicyConfig, paths: ProjectPaths,
                 base_model: BaseModel, gpu_pipes: dg.PipesSubprocessClient):
-    import sys
-
     ckpt = base_model.resolve_checkpoint(paths)
     md: dict = {"checkpoint": path(ckpt)}
     if base_model.is_embedded:
         spec = {"corpus_root": str(paths.root() / "corpus"), "out": str(ckpt), **config.model_dump()}
-        res = gpu_pipes.run(context=context, command=[sys.executable, "-m", "robosteer_assets.remote.run_step"],
+        res = gpu_pipes.run(context=context, command=REMOTE,
                             extras={"step": "base_policy", "spec": spec}).get_materialize_result()
         md.update(res.metadata or {})
         losses_file = ckpt.parent / f"{ckpt.name}.losses.json"
         if losses_file.exists():
             losses = json.loads(losses_file.read_text())
             md["loss_curve"] = md_image(loss_curve_png(losses, "base policy training"), "loss curve")
-    else:
-        from robosteer_assets.vla.checkpoint import load_checkpoint
-        from robosteer_assets.vla.config import get_config
-        from robosteer_assets.vla.model import param_count
-
-        kw = {"tokenizer_path": base_model.tokenizer_path or None}
-        if not (ckpt / "robosteer_config.json").exists():
-            kw["cfg"] = get_config(base_model.config_name)
-        loaded = load_checkpoint(ckpt, **kw)
-        md.update({"model": loaded.cfg.name, "parameters": param_count(loaded.params), "asset_id": loaded.asset_id})
-    smoke = smoke_test_checkpoint(ckpt, base_model.config_name, base_model.tokenizer_path)
-    return dg.MaterializeResult(
-        metadata=md,
-        check_results=[dg.AssetCheckResult(check_name=CHECKPOINT_OK, passed=smoke["finite"], metadata=smoke)],
-    )
+    smoke, check = smoke_test(context, gpu_pipes, ckpt, base_model)
+    if not base_model.is_embedded:  # the user's checkpoint, as the smoke test loaded it
+        md.update({k: smoke[k] for k in ("model", "parameters", "asset_id") if k in smoke})
+    return dg.MaterializeResult(metadata=md, check_results=[check])

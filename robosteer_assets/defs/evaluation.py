@@ -3,8 +3,6 @@
 Trials run through dagster-pipes in pool `gpu` (policy inference) and land as one parquet file
 per task x method x run in the trial store (`<data>/trials`), which DuckDB reads without locks."""
 
-import sys
-
 import dagster as dg
 import numpy as np
 
@@ -12,8 +10,7 @@ from robosteer_assets.defs.config import EvalConfig
 from robosteer_assets.defs.metadata import md_image, path, table
 from robosteer_assets.defs.partitions import task_partitions
 from robosteer_assets.defs.resources import BaseModel, ProjectPaths
-
-REMOTE = [sys.executable, "-m", "robosteer_assets.remote.run_step"]
+from robosteer_assets.defs.specs import run_remote
 ALL_CELLS = "one_trial_per_grid_cell"
 METHODS = {  # method -> the checkpoint asset it evaluates
     "zero_shot": "base_policy",
@@ -29,24 +26,19 @@ def eval_key(method: str) -> dg.AssetKey:
 def _evaluate(context: dg.AssetExecutionContext, method: str, config: EvalConfig, paths: ProjectPaths,
               base_model: BaseModel, gpu_pipes: dg.PipesSubprocessClient) -> dg.MaterializeResult:
     from robosteer_assets.evaluation.plots import grid_heatmap_png
-    from robosteer_assets.sim.grid import DEFAULT_GRID
 
     task = context.partition_key
+    spec = config.to_spec(video_dir=str(paths.root() / "videos") if config.record_video else "")
+    model = {}
     if method == "zero_shot":
         ckpt = base_model.resolve_checkpoint(paths)
-        policy = {"kind": "checkpoint", "checkpoint": str(ckpt), "num_steps": config.num_steps,
-                  "config_name": "" if (ckpt / "robosteer_config.json").exists() else base_model.config_name,
-                  "tokenizer_path": base_model.tokenizer_path}
+        if not (ckpt / "robosteer_config.json").exists():  # an openpi checkpoint: name its config
+            model = {"config_name": base_model.config_name}
+        model["tokenizer_path"] = base_model.tokenizer_path
     else:
         ckpt = paths.checkpoints(task, method)
-        policy = {"kind": "checkpoint", "checkpoint": str(ckpt), "num_steps": config.num_steps}
-    sim = {"variation": config.variation, "actions_per_chunk": config.actions_per_chunk,
-           "max_steps": config.max_steps or None, "post_success_steps": config.post_success_steps,
-           "seed": config.seed, "workers": config.workers, "record_video": config.record_video,
-           "video_dir": str(paths.root() / "videos") if config.record_video else ""}
-    spec = {"task": task, "method": method, "policy": policy, "config": sim, "trials_root": str(paths.trials())}
-    res = gpu_pipes.run(context=context, command=REMOTE, extras={"step": "sim_eval", "spec": spec}
-                        ).get_materialize_result()
+    res = run_remote(context, gpu_pipes, "sim_eval", spec, task=task, method=method, checkpoint=ckpt,
+                     trials_root=paths.trials(), **model)
     md = dict(res.metadata or {})
     summary = {k: getattr(v, "value", v) for k, v in md.items()}
     grid = np.asarray(summary.get("success_grid", []), dtype=float)
@@ -55,15 +47,15 @@ def _evaluate(context: dg.AssetExecutionContext, method: str, config: EvalConfig
     md.update({"checkpoint": path(ckpt), "trials_file": path(summary.get("trials_file", "")),
                "success_pct": round(100.0 * float(summary.get("success_rate", 0.0)), 1)})
     if grid.size:
-        md["success_grid"] = md_image(grid_heatmap_png(grid, f"{task} / {method} ({config.variation})"),
+        md["success_grid"] = md_image(grid_heatmap_png(grid, f"{task} / {method} ({spec.variation})"),
                                       "5 x 8 success heatmap")
     reasons = summary.get("failure_reasons") or {}
     if reasons:
         md["failure_reasons"] = table([{"reason": k, "trials": int(v)} for k, v in sorted(reasons.items())])
     context.log.info(f"{task} / {method}: {summary.get('successes')}/{n} successes")
+    expected = len(spec.trial_cells())
     return dg.MaterializeResult(metadata=md, check_results=[dg.AssetCheckResult(
-        check_name=ALL_CELLS, passed=n == DEFAULT_GRID.num_cells,
-        metadata={"trials": n, "expected": DEFAULT_GRID.num_cells})])
+        check_name=ALL_CELLS, passed=n == expected, metadata={"trials": n, "expected": expected})])
 
 
 def _eval_asset(method: str, upstream: str):
@@ -76,7 +68,7 @@ def _eval_asset(method: str, upstream: str):
         deps=[dg.AssetKey(upstream)],
         pool="gpu",
         check_specs=[dg.AssetCheckSpec(ALL_CELLS, asset=key, blocking=True,
-                                       description="one trial in each of the 40 grid cells")],
+                                       description="one trial in each grid cell evaluated (all 40 by default)")],
         description=f"The 40-placement grid evaluation of `{upstream}` in the simulated tabletop ({method}): one "
         "trial per cell with the seeded yaw, policy queried through the client interface, first n actions of "
         "each chunk executed; parquet rows in the trial store (DuckDB view `trials`).",

@@ -11,12 +11,12 @@ from robosteer_assets.defs.metadata import md_image, path, table
 from robosteer_assets.defs.partitions import task_partitions
 from robosteer_assets.defs.resources import ProjectPaths
 from robosteer_assets.droid import keyframe_table
+from robosteer_assets.droid.keyframe_table import keyframe_task
 from robosteer_assets.droid.errors import DatasetError, TooFewEpisodesError, UnsafeTaskNameError
-from robosteer_assets.droid.keyframes import KeyframeConfig, plot_keyframes
-from robosteer_assets.droid.reader import ReadConfig, load_annotations
 from robosteer_assets.droid.lerobot import ingest_lerobot_task, is_lerobot_root
+from robosteer_assets.droid.keyframes import plot_keyframes
 from robosteer_assets.droid.scan import task_fingerprint
-from robosteer_assets.droid.store import EpisodeStore, IngestConfig as DomainIngestConfig, ingest_task, thumbnail_strip
+from robosteer_assets.droid.store import EpisodeStore, ingest_task, thumbnail_strip
 
 ENOUGH_EPISODES = "enough_valid_episodes"
 # The store's format: a store written with another image resize is stale (droid.store), so
@@ -45,19 +45,13 @@ def raw_episodes(context: dg.AssetExecutionContext, config: IngestConfig, paths:
         raise dg.Failure(f"partition key {task!r} is not a safe task name, refusing to use it as a path: {e}")
     if not lerobot and not task_dir.is_dir():
         raise dg.Failure(f"task {task!r}: no demos folder at {task_dir} (demos root {paths.demos()})")
-    cfg = DomainIngestConfig(
-        read=ReadConfig(image_size=config.image_size, target_hz=config.target_hz, exterior=config.exterior_camera),
-        min_episodes=config.min_episodes,
-        annotations=config.annotations_path or None,
-        feature_map=config.feature_map,
-    )
+    spec = config.to_spec()
     fingerprint = task_fingerprint(paths.demos(), task)
     try:
         if lerobot:
-            result = ingest_lerobot_task(paths.demos(), task, paths.store(task), cfg)
+            result = ingest_lerobot_task(paths.demos(), task, paths.store(task), spec)
         else:
-            annotations = load_annotations(config.annotations_path) if config.annotations_path else None
-            result = ingest_task(task_dir, paths.store(task), cfg, annotations=annotations)
+            result = ingest_task(task_dir, paths.store(task), spec)
     except DatasetError as e:
         raise dg.Failure(f"task {task!r}: the LeRobot dataset at {paths.demos()} cannot be read: {e}")
     except TooFewEpisodesError as e:
@@ -85,8 +79,8 @@ def raw_episodes(context: dg.AssetExecutionContext, config: IngestConfig, paths:
     )
     yield dg.AssetCheckResult(
         check_name=ENOUGH_EPISODES,
-        passed=result.num_episodes >= config.min_episodes,
-        metadata={"valid": result.num_episodes, "required": config.min_episodes},
+        passed=result.num_episodes >= spec.min_episodes,
+        metadata={"valid": result.num_episodes, "required": spec.min_episodes},
     )
 
 
@@ -99,15 +93,13 @@ def raw_episodes(context: dg.AssetExecutionContext, config: IngestConfig, paths:
 )
 def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, paths: ProjectPaths):
     task = context.partition_key
-    store = EpisodeStore.open(paths.store(task) / "episodes.zarr")
-    cfg = KeyframeConfig(gripper_threshold=config.gripper_threshold, stop_velocity=config.velocity_threshold,
-                         stop_buffer=config.stop_buffer, idle_filter=config.idle_filter)
-    df = keyframe_table.compute_keyframes(store, cfg)
-    out = keyframe_table.write_keyframes(df, paths.store(task) / keyframe_table.KEYFRAMES_NAME)
+    spec = config.to_spec()
+    out = paths.store(task) / keyframe_table.KEYFRAMES_NAME
+    df, store = keyframe_task(spec, store=str(paths.store(task) / "episodes.zarr"), out=str(out))
     per_ep = df.group_by("episode_index").len().sort("episode_index")["len"].to_list()
     ep0 = store.episode(0)
     ks0 = df.filter(df["episode_index"] == 0)["step"].to_numpy()
-    plot = plot_keyframes(ep0.joint_velocities, ks0, gripper=ep0.gripper, cfg=cfg,
+    plot = plot_keyframes(ep0.joint_velocities, ks0, gripper=ep0.gripper, cfg=spec,
                           title=f"{task} episode 0: joint speeds and keyframes", control_hz=store.control_hz)
     return dg.MaterializeResult(
         metadata={

@@ -4,26 +4,22 @@ through dagster-pipes in pool `gpu`, so moving it to a GPU box or cluster change
 `gpu_pipes` resource, not this code."""
 
 import json
-import sys
 
 import dagster as dg
 
 from robosteer_assets.common.plots import loss_curve_png
 from robosteer_assets.defs.config import FinetuneConfig
+from robosteer_assets.defs.embedded import CHECKPOINT_OK, smoke_test
 from robosteer_assets.defs.metadata import md_image, path
 from robosteer_assets.defs.partitions import task_partitions
 from robosteer_assets.defs.resources import BaseModel, ProjectPaths
+from robosteer_assets.defs.specs import REMOTE
 from robosteer_assets.defs.steering import SELECTED, selected_heads
 from robosteer_assets.droid.scan import task_fingerprint
-
-REMOTE = [sys.executable, "-m", "robosteer_assets.remote.run_step"]
-CHECKPOINT_OK = "loads_and_predicts_finite_actions"
 
 
 def _finetune(context, method: str, config: FinetuneConfig, paths: ProjectPaths, base_model: BaseModel,
               gpu_pipes: dg.PipesSubprocessClient):
-    from robosteer_assets.defs.embedded import smoke_test_checkpoint
-
     task = context.partition_key
     out = paths.checkpoints(task, method)
     spec = {"method": method, "task": task, "base_checkpoint": str(base_model.resolve_checkpoint(paths)),
@@ -37,9 +33,8 @@ def _finetune(context, method: str, config: FinetuneConfig, paths: ProjectPaths,
     if curve.exists():
         losses = json.loads(curve.read_text())
         md["loss_curve"] = md_image(loss_curve_png(losses, f"{task}: {method}"), "loss curve")
-    smoke = smoke_test_checkpoint(out)
-    return dg.MaterializeResult(metadata=md, check_results=[
-        dg.AssetCheckResult(check_name=CHECKPOINT_OK, passed=smoke["finite"], metadata=smoke)])
+    _, check = smoke_test(context, gpu_pipes, out)
+    return dg.MaterializeResult(metadata=md, check_results=[check])
 
 
 @dg.asset(

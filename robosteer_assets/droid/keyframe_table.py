@@ -53,6 +53,15 @@ def write_keyframes(df, path: str | os.PathLike) -> Path:
     return path
 
 
+def keyframe_task(cfg: KeyframeConfig, *, store: str, out: str):
+    """The keyframes stage: keyframes of every episode of the episode store ``store``, written to ``out``.
+    Returns (keyframe table, the opened store)."""
+    episodes = EpisodeStore.open(store)
+    df = compute_keyframes(episodes, cfg)
+    write_keyframes(df, out)
+    return df, episodes
+
+
 def read_keyframes(path: str | os.PathLike):
     import polars as pl
 

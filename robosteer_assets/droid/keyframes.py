@@ -31,21 +31,27 @@ The lengths are in recorded steps (openpi's values are for 15 Hz).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 
 @dataclass(frozen=True)
 class KeyframeConfig:
-    gripper_threshold: float = 0.5  # gripper_position below this = open
-    stop_velocity: float = 0.1  # rad/s, every joint
-    stop_buffer: int = 4
-    idle_filter: bool = False
-    idle_eps: float = 1e-3
-    min_idle_len: int = 7
-    min_non_idle_len: int = 16
-    filter_last_n: int = 10
+    """The keyframe rule (module docstring) and the optional idle filter."""
+
+    gripper_threshold: float = field(default=0.5, metadata={
+        "description": "gripper_position below this = open (binarises the continuous gripper)"})
+    stop_velocity: float = field(default=0.1, metadata={
+        "description": "'stopped' when every |joint velocity| <= this (rad/s)"})
+    stop_buffer: int = field(default=4, metadata={"description": "steps between two 'stopped' keyframes"})
+    idle_filter: bool = field(default=False, metadata={"description": "drop openpi-style idle ranges first"})
+    idle_eps: float = field(default=1e-3, metadata={
+        "description": "idle filter: a step is idle when no command joint changed by this much"})
+    min_idle_len: int = field(default=7, metadata={"description": "idle filter: shortest idle run removed (steps)"})
+    min_non_idle_len: int = field(default=16, metadata={
+        "description": "idle filter: shorter remaining runs are dropped (steps)"})
+    filter_last_n: int = field(default=10, metadata={"description": "idle filter: steps cut from the end of each run"})
 
 
 def _check(gripper: np.ndarray, joint_velocities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -35,6 +35,7 @@ import numpy as np
 
 from robosteer_assets.common.progress import Progress, get_logger
 from robosteer_assets.sim.grid import DEFAULT_GRID, GridConfig, cell_center, trial_yaw
+from robosteer_assets.sim.variations import VariationName
 
 log = get_logger("evaluation.evaluator")
 
@@ -58,7 +59,6 @@ class PolicySpec:
     checkpoint: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
-    num_steps: int = 10  # Euler steps of sample_actions (openpi: 10)
     config_name: str = ""  # for a checkpoint without robosteer_config.json (an openpi one)
     tokenizer_path: str = ""
 
@@ -71,25 +71,31 @@ class PolicySpec:
 
 @dataclass(frozen=True)
 class SimEvalConfig:
-    """The grid protocol. ``cells`` None = every cell of ``grid`` (40 by default); ``max_steps`` None =
-    the task's step limit; ``video_dir`` receives one MP4 per trial (exterior | wrist side by side)
-    when ``record_video``."""
+    """The grid protocol: one trial per cell of the 5 x 8 placement grid."""
 
-    variation: str = "none"
-    actions_per_chunk: int = 8
-    max_steps: int | None = None
-    post_success_steps: int = 3
-    seed: int = 0
-    workers: int = 1
-    image_size: int = 224
-    binarize_gripper: bool = True
-    record_video: bool = False
-    video_dir: str = ""
-    cells: tuple[tuple[int, int], ...] | None = None
+    variation: VariationName = field(default="none", metadata={"description": "scene variation of the trials"})
+    actions_per_chunk: int = field(default=8, metadata={
+        "description": "execute the first n actions of each chunk (openpi DROID client: 8)"})
+    max_steps: int | None = field(default=None, metadata={
+        "description": "step limit per trial in 6 Hz steps; unset = the task's own limit"})
+    post_success_steps: int = field(default=3, metadata={
+        "description": "steps the success must hold before the trial ends"})
+    num_steps: int = field(default=10, metadata={
+        "description": "Euler steps of the flow-matching sampler of a checkpoint policy (openpi: 10)"})
+    seed: int = field(default=0, metadata={"description": "trial yaws and policy noise derive from (seed, row, col)"})
+    workers: int = field(default=1, metadata={
+        "description": "trials run in this many processes (each loads the policy)"})
+    image_size: int = field(default=224, metadata={"description": "side of the rendered camera images"})
+    binarize_gripper: bool = field(default=True, metadata={
+        "description": "gripper command thresholded at 0.5 (openpi DROID client) instead of clipped to [0, 1]"})
+    record_video: bool = field(default=False, metadata={"description": "one MP4 per trial (exterior | wrist)"})
+    video_dir: str = field(default="", metadata={"description": "where the trial videos go (record_video)"})
+    cells: tuple[tuple[int, int], ...] | None = field(default=None, metadata={
+        "description": "only these (row, col) cells; unset = every cell of the grid"})
     grid: GridConfig = field(default_factory=lambda: DEFAULT_GRID)
 
     def __post_init__(self):
-        for name in ("actions_per_chunk", "workers"):
+        for name in ("actions_per_chunk", "workers", "num_steps"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise EvalError(f"{name}: expected a positive integer, found {v!r}")
@@ -181,7 +187,7 @@ class _Runner:
                 kw["cfg"] = get_config(spec.config_name)
             if spec.tokenizer_path:
                 kw["tokenizer_path"] = spec.tokenizer_path
-            self.policy = Policy.from_checkpoint(spec.checkpoint, num_steps=spec.num_steps, **kw)
+            self.policy = Policy.from_checkpoint(spec.checkpoint, num_steps=cfg.num_steps, **kw)
             self.client = LocalPolicyClient(self.policy)
         elif spec.kind == "server":
             from robosteer_assets.evaluation.client import PolicyClient
@@ -376,20 +382,18 @@ def success_grid(rows: list[dict], grid: GridConfig = DEFAULT_GRID) -> np.ndarra
         return np.where(n > 0, s / np.maximum(n, 1), np.nan)
 
 
-def run_step(spec: dict, logger) -> dict:
-    """dagster-pipes step ``sim_eval``: evaluate, write the trials, return a summary."""
+def run_step(cfg: SimEvalConfig, logger, *, task: str, method: str, checkpoint: str, trials_root: str,
+             config_name: str = "", tokenizer_path: str = "") -> dict:
+    """dagster-pipes step ``sim_eval``: the grid trials of ``checkpoint`` on ``task``, written to the trial
+    store ``trials_root`` under ``method``; returns a summary. ``config_name`` / ``tokenizer_path``: for a
+    checkpoint without ``robosteer_config.json`` (openpi's)."""
     from robosteer_assets.evaluation.trials import write_trials
 
-    policy = PolicySpec(**spec["policy"])
-    cfg_d = dict(spec.get("config", {}))
-    if isinstance(cfg_d.get("grid"), dict):
-        cfg_d["grid"] = GridConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg_d["grid"].items()})
-    if cfg_d.get("cells") is not None:
-        cfg_d["cells"] = tuple(tuple(c) for c in cfg_d["cells"])
-    cfg = SimEvalConfig(**cfg_d)
-    logger.info(f"sim evaluation of {spec['task']} / {spec['method']} ({policy.kind} {policy.checkpoint})")
-    rows = evaluate(spec["task"], policy, spec["method"], cfg, run_id=spec.get("run_id"))
-    path = write_trials(spec["trials_root"], rows)
+    policy = PolicySpec(kind="checkpoint", checkpoint=checkpoint, config_name=config_name,
+                        tokenizer_path=tokenizer_path)
+    logger.info(f"sim evaluation of {task} / {method} ({policy.kind} {policy.checkpoint})")
+    rows = evaluate(task, policy, method, cfg)
+    path = write_trials(trials_root, rows)
     n_ok = sum(r["success"] for r in rows)
     reasons: dict[str, int] = {}
     for r in rows:

@@ -67,27 +67,9 @@ def run_demos(args) -> int:
     return 0
 
 
-def render_start_png(task: str, out: Path, variation: str = "none", cell=(2, 3), seed: int = 0,
-                     image_size: int = 224) -> Path:
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    from robosteer_assets.common.atomic import write_bytes_atomic
-    from robosteer_assets.sim.env import TabletopEnv
-
-    env = TabletopEnv(task, variation=variation, image_size=image_size)
-    env.reset(cell=tuple(cell), seed=seed)
-    ext, wrist = env.render()
-    env.close()
-    buf = io.BytesIO()
-    Image.fromarray(np.concatenate([ext, wrist], axis=1)).save(buf, format="PNG")
-    write_bytes_atomic(out, buf.getvalue())
-    return Path(out)
-
-
 def run_render(args) -> int:
+    from robosteer_assets.sim.demos import render_start_png
+
     try:
         path = render_start_png(args.task, args.out, args.variation, args.cell, args.seed, args.image_size)
     except ValueError as e:

@@ -4,7 +4,9 @@ marker geometry) and ``distractors`` (extra objects on the table)."""
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
+from typing import Literal
 
 from robosteer_assets.sim.objects import DEFAULT_STYLE, FORM_STYLE, ObjectStyle
 
@@ -37,6 +39,10 @@ VARIATIONS: dict[str, Variation] = {
     "form": Variation("form", style=FORM_STYLE),
     "distractors": Variation("distractors", num_distractors=3),
 }
+
+
+VariationName = Literal["none", "lighting", "form", "distractors"]  # the keys of VARIATIONS, as a type
+assert set(typing.get_args(VariationName)) == set(VARIATIONS), "VariationName must list the keys of VARIATIONS"
 
 
 def get_variation(name: str) -> Variation:

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -47,17 +48,29 @@ class ActivationStoreError(RuntimeError):
 
 @dataclass(frozen=True)
 class ActivationsConfig:
-    timesteps: str = "keyframes"  # "keyframes" (paper) or "all"
-    position: str = "first_suffix"  # or "last_prefix"
-    batch_size: int = 16
-    storage_dtype: str = "float16"
-    noise_seed: int = 0  # pi0.5's first suffix token depends on x_t = noise at t = 1
+    """Which timesteps and which token position the head activations are taken at (paper §3.2)."""
+
+    timesteps: Literal["keyframes", "all"] = field(
+        default="keyframes", metadata={"description": "keyframes (paper, following Yin et al.) or every timestep"})
+    position: Literal["first_suffix", "last_prefix"] = field(
+        default="first_suffix", metadata={"description": "token position of the captured head outputs"})
+    batch_size: int = field(default=16, metadata={"description": "timesteps per model forward (fixed; the last "
+                                                                 "batch is padded)"})
+    storage_dtype: Literal["float16", "float32"] = field(
+        default="float16", metadata={"description": "dtype of the stored activations"})
+    noise_seed: int = field(default=0, metadata={"description": "seed of the action noise x_t at t = 1, on which "
+                                                               "pi0.5's first suffix token depends"})
 
     def __post_init__(self):
         if self.timesteps not in ("keyframes", "all"):
             raise ValueError(f"ActivationsConfig.timesteps: expected 'keyframes' or 'all', found {self.timesteps!r}")
+        if self.position not in ("first_suffix", "last_prefix"):
+            raise ValueError(f"ActivationsConfig.position: expected 'first_suffix' or 'last_prefix', "
+                             f"found {self.position!r}")
         if self.storage_dtype not in ("float16", "float32"):
             raise ValueError(f"ActivationsConfig.storage_dtype: expected float16/float32, found {self.storage_dtype!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"ActivationsConfig.batch_size: expected a positive integer, found {self.batch_size!r}")
 
 
 def extract_activations(store, rows: np.ndarray, ckpt, out_path: str | os.PathLike,
@@ -162,20 +175,19 @@ class ActivationStore:
         return acts, np.asarray(self.group["actions"][:]), np.asarray(self.group["episode_index"][:])
 
 
-def run_step(spec: dict, logger) -> dict:
-    """dagster-pipes entry (robosteer_assets.remote.run_step): spec = {store, keyframes, checkpoint,
-    out, timesteps, position, batch_size, storage_dtype, checkpoint_id}."""
+def run_step(cfg: ActivationsConfig, logger, *, store: str, keyframes: str, checkpoint: str, out: str,
+             checkpoint_id: str = "") -> dict:
+    """dagster-pipes step ``head_activations`` (``remote.run_step``): the activations of the task's
+    ``store`` at its ``keyframes`` (or every timestep) under ``checkpoint``, written to ``out``."""
     from robosteer_assets.droid.keyframe_table import read_keyframes
     from robosteer_assets.droid.store import EpisodeStore
     from robosteer_assets.vla.checkpoint import load_checkpoint
 
-    cfg = ActivationsConfig(**{k: spec[k] for k in ("timesteps", "position", "batch_size", "storage_dtype")
-                               if k in spec})
-    store = EpisodeStore.open(spec["store"])
+    episodes = EpisodeStore.open(store)
     if cfg.timesteps == "keyframes":
-        rows = read_keyframes(spec["keyframes"])["row"].to_numpy()
+        rows = read_keyframes(keyframes)["row"].to_numpy()
     else:
-        rows = np.arange(store.num_steps)
-    ckpt = load_checkpoint(spec["checkpoint"])
+        rows = np.arange(episodes.num_steps)
+    ckpt = load_checkpoint(checkpoint)
     logger.info("extracting %s activations of %d timesteps with %s", cfg.position, len(rows), ckpt.cfg.name)
-    return extract_activations(store, rows, ckpt, spec["out"], cfg, checkpoint_id=spec.get("checkpoint_id", ""))
+    return extract_activations(episodes, rows, ckpt, out, cfg, checkpoint_id=checkpoint_id)

@@ -35,7 +35,8 @@ import functools
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -47,14 +48,24 @@ TOPK_BACKENDS = ("auto", "host", "device")
 
 @dataclass(frozen=True)
 class KnnConfig:
-    ks: tuple[int, ...] = (10, 20, 30, 40)
-    metric: str = "cosine"  # or "euclidean"
-    query_chunk: int = 512  # 8 x 512 measured fastest of (4..16) x (256..2000) at N = 2000 on this CPU
-    head_chunk: int = 8
-    topk: str = "auto"  # host (numpy threads; CPU), device (lax.top_k; GPU/TPU), auto: by jax.default_backend()
-    threads: int = 0  # host top-k threads; 0 = os.cpu_count()
-    block: int = 8  # host top-k: block maxima over this many columns bound each row's k_max-th value
-    max_chunk_mb: float = 256.0  # cap on one similarity block (head_chunk x query_chunk x N x 4 B)
+    """The k-NN regression that scores heads (paper eqs 2-4), and how it is computed."""
+
+    ks: tuple[int, ...] = field(default=(10, 20, 30, 40), metadata={
+        "description": "neighbour counts scored; selection keeps the k whose top-m subset regresses best (paper)"})
+    metric: Literal["cosine", "euclidean"] = field(default="cosine", metadata={
+        "description": "similarity between activations (paper: cosine); selection uses the same"})
+    query_chunk: int = field(default=512, metadata={
+        "description": "queries per similarity chunk (memory: head_chunk x query_chunk x N); 8 x 512 measured "
+        "fastest of (4..16) x (256..2000) at N = 2000 on CPU"})
+    head_chunk: int = field(default=8, metadata={"description": "heads per similarity chunk"})
+    topk: Literal["auto", "host", "device"] = field(default="auto", metadata={
+        "description": "exact top-k: host (numpy threads, fastest on CPU), device (lax.top_k, GPU/TPU), auto "
+        "picks by JAX backend"})
+    threads: int = field(default=0, metadata={"description": "host top-k threads; 0 = os.cpu_count()"})
+    block: int = field(default=8, metadata={
+        "description": "host top-k: block maxima over this many columns bound each row's k_max-th value"})
+    max_chunk_mb: float = field(default=256.0, metadata={
+        "description": "cap on one similarity block (head_chunk x query_chunk x N x 4 B), in MB"})
 
     def __post_init__(self):
         if self.metric not in ("cosine", "euclidean"):
@@ -319,3 +330,54 @@ def numpy_reference(features, actions, episode_ids, ks, metric="cosine") -> np.n
 def coefficient_of_variation(mse: np.ndarray) -> float:
     mse = np.asarray(mse, np.float64)
     return float(mse.std() / mse.mean()) if mse.mean() > 0 else math.nan
+
+
+# ----------------------------------------------------------------------------- the head_scores step
+
+SCORES_CONFIG_KEY = "robosteer.knn_config"
+
+
+def score_task(cfg: KnnConfig, *, activations: str, out: str, task: str = "") -> tuple:
+    """Score every head of the activation store ``activations`` and write ``out`` (parquet: layer,
+    head, k, mse, task); returns (scores DataFrame, summary dict). The KnnConfig travels inside the parquet file's metadata, so selection and
+    the overlap analysis use exactly the k-NN regression (metric included) the scores came from."""
+    import json
+    import time
+
+    import polars as pl
+
+    from robosteer_assets.common.atomic import atomic_file
+    from robosteer_assets.common.spec import to_jsonable
+    from robosteer_assets.steering.activations import ActivationStore
+
+    acts, actions, eps = ActivationStore.open(activations).load()
+    t0 = time.monotonic()
+    df = head_scores(acts, actions, eps, cfg)
+    secs = time.monotonic() - t0
+    df = df.with_columns(pl.lit(task).alias("task"))
+    with atomic_file(out) as f:
+        df.write_parquet(f, metadata={SCORES_CONFIG_KEY: json.dumps(to_jsonable(cfg))})
+    return df, {"heads": int(acts.shape[1] * acts.shape[2]), "examples": int(acts.shape[0]),
+                "scoring_s": round(secs, 2), "finite": bool(np.isfinite(df["mse"].to_numpy()).all())}
+
+
+def read_scores_config(path) -> KnnConfig:
+    """The KnnConfig a ``score_task`` parquet file was computed with."""
+    import json
+
+    import polars as pl
+
+    from robosteer_assets.common.spec import from_jsonable
+
+    meta = pl.read_parquet_metadata(path)
+    if SCORES_CONFIG_KEY not in meta:
+        raise ValueError(f"{path}: expected the k-NN config under {SCORES_CONFIG_KEY!r} in the parquet metadata, "
+                         "found none; re-materialize head_scores")
+    return from_jsonable(KnnConfig, json.loads(meta[SCORES_CONFIG_KEY]), f"{path}: {SCORES_CONFIG_KEY}")
+
+
+def read_scores(path) -> tuple:
+    """(scores DataFrame, the KnnConfig they were computed with) from a ``score_task`` parquet file."""
+    import polars as pl
+
+    return pl.read_parquet(path), read_scores_config(path)

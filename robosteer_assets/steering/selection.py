@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -23,9 +24,40 @@ from robosteer_assets.steering.knn import KnnConfig, coefficient_of_variation, h
 
 
 @dataclass(frozen=True)
+class CmaConfig:
+    """The causal noise ablation selector (Table 3): Gaussian noise on one head's output at a time."""
+
+    noise_std: float = field(default=1.0, metadata={"description": "std of the noise added to one head's output"})
+    max_examples: int = field(default=64, metadata={"description": "keyframes whose loss rise is averaged"})
+    batch_size: int = field(default=8, metadata={"description": "examples per model forward"})
+
+
+@dataclass(frozen=True)
 class SelectionConfig:
-    m: int = 20
-    knn: KnnConfig = field(default_factory=KnnConfig)
+    """How the task's heads are chosen (paper eq. 5; the ablation selectors of Table 3 / A.2; the
+    multi-task modes of Table 2)."""
+
+    m: int = field(default=20, metadata={"description": "number of heads to select (paper: 20)"})
+    selector: Literal["knn", "random", "classification", "cma"] = field(default="knn", metadata={
+        "description": "knn (paper); random, classification (A.2), cma (causal noise ablation) for ablations"})
+    multitask: Literal["none", "joint", "non_overlapping"] = field(default="none", metadata={
+        "description": "k-NN only. joint: one head set from the pooled examples of `tasks` + this task; "
+        "non_overlapping: each task its own m heads, union trained"})
+    tasks: tuple[str, ...] = field(default=(), metadata={
+        "description": "other tasks for multi-task selection / classification negatives (their head "
+        "activations must exist)"})
+    seed: int = field(default=0, metadata={"description": "seed of the random selector and of the CMA noise draws"})
+    cma: CmaConfig = field(default_factory=CmaConfig)
+    knn: KnnConfig = field(default_factory=KnnConfig, metadata={
+        "description": "the k-NN regression of the subset search; in the pipeline, the one the head scores "
+        "were computed with"})
+
+    def __post_init__(self):
+        if not isinstance(self.m, int) or self.m < 1:
+            raise ValueError(f"SelectionConfig.m: expected a positive number of heads, found {self.m!r}")
+        if self.multitask != "none" and self.selector != "knn":
+            raise ValueError(f"SelectionConfig.multitask: expected 'none' with selector {self.selector!r} "
+                             f"(multi-task selection is k-NN selection), found {self.multitask!r}")
 
 
 @dataclass

@@ -13,7 +13,12 @@ output as k-NN selection (a SelectionResult).
   flow-matching loss on the demonstrations (same noise/time draws for every
   head); the m heads with the largest rise are selected. It needs one model
   forward per head and batch, so it is slow by nature (the paper: 58 min vs
-  0.2 min for k-NN); progress is logged.
+  0.2 min for k-NN); progress is logged. Its loss rises come from the GPU step
+  ``run_cma_step``.
+
+``select_task_heads`` is the selection stage: it reads the task's activations
+and head scores and dispatches on ``SelectionConfig.selector`` and
+``SelectionConfig.multitask``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import time
 import numpy as np
 
 from robosteer_assets.common.progress import Progress, get_logger
-from robosteer_assets.steering.selection import SelectionResult
+from robosteer_assets.steering.selection import SelectionConfig, SelectionResult
 
 log = get_logger("steering.selectors")
 
@@ -86,13 +91,16 @@ def select_cma(rise: np.ndarray, m: int = 20) -> SelectionResult:
                            selector="cma", num_layers=L, num_heads=H)
 
 
-def run_cma_step(spec: dict, logger) -> dict:
-    """dagster-pipes entry: CMA scores for a task. spec = {store, activations, checkpoint, out,
-    noise_std, batch_size, max_examples, seed}. The loss batches are the activation rows
-    (keyframes) with their action chunks; noise/time draws are fixed per batch."""
+def run_cma_step(cfg: SelectionConfig, logger, *, store: str, activations: str, checkpoint: str, out: str) -> dict:
+    """dagster-pipes step ``cma_scores``: the loss rise of every head under ``checkpoint``, saved to ``out``
+    (.npy). The loss batches are the activation rows (keyframes, at most ``cfg.cma.max_examples``) with
+    their action chunks; noise/time draws are fixed per batch and derive from ``cfg.seed``."""
+    import io
+
     import jax
     import jax.numpy as jnp
 
+    from robosteer_assets.common.atomic import write_bytes_atomic
     from robosteer_assets.droid.chunks import chunk_indices, episode_ends
     from robosteer_assets.droid.store import EpisodeStore
     from robosteer_assets.steering.activations import ActivationStore
@@ -100,35 +108,79 @@ def run_cma_step(spec: dict, logger) -> dict:
     from robosteer_assets.vla.checkpoint import load_checkpoint
     from robosteer_assets.vla.transforms import make_training_batch
 
-    ckpt = load_checkpoint(spec["checkpoint"])
-    cfg = ckpt.cfg
-    store = EpisodeStore.open(spec["store"])
-    act = ActivationStore.open(spec["activations"])
-    rows = np.asarray(act.group["row"][:])[: int(spec.get("max_examples", 64))]
-    ep_idx = np.asarray(store.arrays["episode_index"][:])
-    actions = np.asarray(store.arrays["actions"][:])
-    ends = episode_ends(store.episodes, store.num_steps, str(store.path))
-    B = int(spec.get("batch_size", 8))
+    ckpt = load_checkpoint(checkpoint)
+    mcfg = ckpt.cfg
+    episodes = EpisodeStore.open(store)
+    act = ActivationStore.open(activations)
+    rows = np.asarray(act.group["row"][:])[: cfg.cma.max_examples]
+    ep_idx = np.asarray(episodes.arrays["episode_index"][:])
+    actions = np.asarray(episodes.arrays["actions"][:])
+    ends = episode_ends(episodes.episodes, episodes.num_steps, str(episodes.path))
+    B = cfg.cma.batch_size
     batches = []
     for s in range(0, len(rows) - len(rows) % B or len(rows), B):
         sel = rows[s:s + B]
         if len(sel) < B:
             sel = np.concatenate([sel, np.repeat(sel[-1:], B - len(sel))])
-        chunks = actions[chunk_indices(sel, cfg.action_horizon, ends[sel])]
-        images = np.stack([store.arrays["images"][int(r)] for r in sel])
-        state = np.asarray(store.arrays["state"].get_orthogonal_selection(sel))
-        prompts = [store.episodes[int(ep_idx[r])]["instruction"] for r in sel]
-        obs, acts = make_training_batch(cfg, ckpt.tokenizer, ckpt.norm_stats, images, state, prompts, chunks)
-        batches.append((obs, jnp.asarray(acts), jax.random.key(int(spec.get("seed", 0)) + len(batches))))
-    loss = jax.jit(lambda p, o, a, r, hn: M.compute_loss(cfg, p, o, a, r, head_noise=hn).mean())
-    rise, secs = cma_scores(lambda b, hn: loss(ckpt.params, b[0], b[1], b[2], jnp.asarray(hn)), cfg.num_layers,
-                            cfg.num_heads, batches, noise_std=float(spec.get("noise_std", 1.0)))
-    import io
-
-    from robosteer_assets.common.atomic import write_bytes_atomic
-
+        chunks = actions[chunk_indices(sel, mcfg.action_horizon, ends[sel])]
+        images = np.stack([episodes.arrays["images"][int(r)] for r in sel])
+        state = np.asarray(episodes.arrays["state"].get_orthogonal_selection(sel))
+        prompts = [episodes.episodes[int(ep_idx[r])]["instruction"] for r in sel]
+        obs, acts = make_training_batch(mcfg, ckpt.tokenizer, ckpt.norm_stats, images, state, prompts, chunks)
+        batches.append((obs, jnp.asarray(acts), jax.random.key(cfg.seed + len(batches))))
+    loss = jax.jit(lambda p, o, a, r, hn: M.compute_loss(mcfg, p, o, a, r, head_noise=hn).mean())
+    rise, secs = cma_scores(lambda b, hn: loss(ckpt.params, b[0], b[1], b[2], jnp.asarray(hn)), mcfg.num_layers,
+                            mcfg.num_heads, batches, noise_std=cfg.cma.noise_std)
     buf = io.BytesIO()
     np.save(buf, rise)
-    write_bytes_atomic(spec["out"], buf.getvalue())
+    write_bytes_atomic(out, buf.getvalue())
     logger.info("CMA: %d heads x %d batches in %.1fs", rise.size, len(batches), secs)
-    return {"cma_seconds": round(secs, 2), "heads": int(rise.size), "batches": len(batches), "path": spec["out"]}
+    return {"cma_seconds": round(secs, 2), "heads": int(rise.size), "batches": len(batches), "path": out}
+
+
+def select_task_heads(cfg: SelectionConfig, *, task: str, activations: str, scores: str, out: str,
+                      other_activations: dict[str, str] | None = None, cma_rise: str = "") -> tuple:
+    """The selection stage for ``task``: returns (SelectionResult, the scores it chose from) and writes
+    the result JSON to ``out``.
+
+    ``activations`` / ``scores``: the task's activation store and head scores; ``cfg.knn`` must be the
+    k-NN config the scores were computed with (``knn.read_scores_config``), so the subset search uses
+    the same metric and ks;
+    ``other_activations``: {task: activation store} of ``cfg.tasks`` (multi-task selection,
+    classification negatives); ``cma_rise``: the ``run_cma_step`` output (selector ``cma``)."""
+    from robosteer_assets.common.atomic import write_text_atomic
+    from robosteer_assets.steering.activations import ActivationStore
+    from robosteer_assets.steering.knn import read_scores
+    from robosteer_assets.steering.selection import select_heads, select_joint, select_non_overlapping
+
+    table, knn = read_scores(scores)
+    if cfg.knn != knn:
+        raise ValueError(f"SelectionConfig.knn: expected the k-NN config {scores} was computed with ({knn}), "
+                         f"found {cfg.knn}")
+    table = table.drop("task") if "task" in table.columns else table
+    store = ActivationStore.open(activations)
+    position = store.attrs.get("config", {}).get("position", "first_suffix")
+    acts, actions, eps = store.load()
+    others = {t: ActivationStore.open(p).load() for t, p in (other_activations or {}).items() if t != task}
+    if cfg.selector == "knn" and cfg.multitask == "joint":
+        result, table = select_joint({task: (acts, actions, eps), **others}, cfg, position=position)
+    elif cfg.selector == "knn" and cfg.multitask == "non_overlapping":
+        result = select_non_overlapping({task: (acts, actions, eps), **others}, cfg, position=position)
+    elif cfg.selector == "knn":
+        result, _ = select_heads(acts, actions, eps, cfg, scores=table, position=position)
+    elif cfg.selector == "random":
+        result = select_random(acts.shape[1], acts.shape[2], cfg.m, cfg.seed)
+    elif cfg.selector == "classification":
+        if not others:
+            raise ValueError("SelectionConfig.tasks: the classification selector needs negative examples; expected "
+                             "other tasks with head activations, found none")
+        result, _ = select_classification(acts, np.concatenate([a for a, _, _ in others.values()]), cfg.m)
+    else:
+        if not cma_rise:
+            raise ValueError("select_task_heads: selector 'cma' expected the loss rises of run_cma_step (cma_rise), "
+                             "found none")
+        result = select_cma(np.load(cma_rise), cfg.m)
+    result.tasks = result.tasks or [task]
+    result.position = position
+    write_text_atomic(out, result.to_json())
+    return result, table

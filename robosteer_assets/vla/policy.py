@@ -197,3 +197,38 @@ class Policy:
 
         with self._lock:
             self._rng = jax.random.key(int(seed))
+
+
+@dataclass(frozen=True)
+class SmokeTestConfig:
+    """The check that a checkpoint is usable: it loads as a ``Policy`` and predicts one action chunk
+    for a neutral DROID observation (mid-grey images, zero state)."""
+
+    prompt: str = "pick up red cube"
+    image_size: int = 224
+    num_steps: int = 10  # Euler steps of the sampler (openpi: 10)
+
+
+def run_smoke_test(cfg: SmokeTestConfig, logger, *, checkpoint: str, config_name: str = "",
+                   tokenizer_path: str = "") -> dict:
+    """dagster-pipes step ``smoke_test``: ``{"finite": all actions finite, "chunk_shape": [T, 8], "model",
+    "parameters", "asset_id"}``. Loading validates the parameter tree, shapes and dtypes against the model
+    config; ``config_name`` names that config for a checkpoint without ``robosteer_config.json`` (openpi's)."""
+    from robosteer_assets.vla.checkpoint import CONFIG_FILE
+    from robosteer_assets.vla.model import param_count
+
+    kw = {}
+    if config_name and not (Path(checkpoint) / CONFIG_FILE).exists():
+        from robosteer_assets.vla.config import get_config
+
+        kw["cfg"] = get_config(config_name)
+    if tokenizer_path:
+        kw["tokenizer_path"] = tokenizer_path
+    policy = Policy.from_checkpoint(checkpoint, num_steps=cfg.num_steps, **kw)
+    grey = np.full((cfg.image_size, cfg.image_size, 3), 128, np.uint8)
+    actions = np.asarray(policy.infer({EXTERIOR_KEY: grey, WRIST_KEY: grey, JOINT_KEY: np.zeros(7),
+                                       GRIPPER_KEY: np.zeros(1), PROMPT_KEY: cfg.prompt})["actions"])
+    finite = bool(np.isfinite(actions).all())
+    logger.info("smoke test of %s: chunk %s, finite: %s", checkpoint, list(actions.shape), finite)
+    return {"finite": finite, "chunk_shape": list(actions.shape), "model": policy.cfg.name,
+            "parameters": int(param_count(policy.params)), "asset_id": policy.asset_id}

@@ -16,13 +16,13 @@ def test_sim_demos_then_ingest(tmp_path):
         inst.add_dynamic_partitions("task", ["pick_cube"])
         res = dg.materialize(
             [embedded.sim_demos], partition_key="pick_cube", instance=inst, resources={"paths": paths},
-            run_config=dg.RunConfig(ops={"sim_demos": embedded.SimDemosConfig(episodes=2, image_size=96)}),
+            run_config=dg.RunConfig(ops={"sim_demos": embedded.SimDemosConfig(episodes=2, record={"image_size": 96})}),
         )
         assert res.success
         assert res.asset_materializations_for_node("sim_demos")[0].metadata["demos"].value == 2
         res = dg.materialize(
             [ingest.raw_episodes], partition_key="pick_cube", instance=inst, resources={"paths": paths},
-            run_config=dg.RunConfig(ops={"raw_episodes": ingest.IngestConfig(min_episodes=2, image_size=64)}),
+            run_config=dg.RunConfig(ops={"raw_episodes": ingest.IngestConfig(min_episodes=2, read={"image_size": 64})}),
         )
         assert res.success
         store = EpisodeStore.open(paths.store("pick_cube"))

@@ -38,7 +38,7 @@ def test_materialize_raw_episodes_and_keyframes(demo_root):
             partition_key="pick_cube",
             instance=inst,
             resources={"paths": paths},
-            run_config=dg.RunConfig(ops={"raw_episodes": ingest.IngestConfig(min_episodes=3, image_size=32)}),
+            run_config=dg.RunConfig(ops={"raw_episodes": ingest.IngestConfig(min_episodes=3, read={"image_size": 32})}),
         )
         assert res.success
         md = res.asset_materializations_for_node("raw_episodes")[0].metadata

@@ -28,7 +28,7 @@ def test_steering_chain_materializes(tmp_path):
         inst.add_dynamic_partitions("task", ["pick_cube"])
         assert dg.materialize([ingest.raw_episodes, ingest.keyframes], partition_key="pick_cube", instance=inst,
                               resources=resources, run_config=dg.RunConfig(
-                                  ops={"raw_episodes": ingest.IngestConfig(min_episodes=4, image_size=32)})).success
+                                  ops={"raw_episodes": ingest.IngestConfig(min_episodes=4, read={"image_size": 32})})).success
         store = EpisodeStore.open(paths.store("pick_cube"))
         cfg = get_config("pi0_tiny")
         tok = train_tiny_tokenizer(["pick up the red cube"], tmp_path / "tok.model", cfg.vocab_size)

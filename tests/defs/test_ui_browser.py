@@ -105,7 +105,7 @@ def test_ui_graph_and_asset_page(dagster_dev):
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)
     run_id = client.submit_job_execution(
         "task_pipeline", repository_location_name="robosteer_assets", repository_name="__repository__",
-        run_config={"ops": {"raw_episodes": {"config": {"min_episodes": 3, "image_size": 32}}}},
+        run_config={"ops": {"raw_episodes": {"config": {"min_episodes": 3, "read": {"image_size": 32}}}}},
         tags={"dagster/partition": "pick_cube"},
         asset_selection=[AssetKey("raw_episodes"), AssetKey("keyframes")],
     )

@@ -46,10 +46,10 @@ def test_random_policy_scores_near_zero_and_rows_fit_the_store(tmp_path):
 
 
 def test_checkpoint_trials_do_not_depend_on_the_worker(ckpt):
-    spec = PolicySpec(kind="checkpoint", checkpoint=str(ckpt), num_steps=3)
-    cfg = SimEvalConfig(cells=CELLS, max_steps=12, actions_per_chunk=4)
+    spec = PolicySpec(kind="checkpoint", checkpoint=str(ckpt))
+    cfg = SimEvalConfig(cells=CELLS, max_steps=12, actions_per_chunk=4, num_steps=3)
     serial = evaluate("pick_cube", spec, "zero_shot", cfg, run_id="a")
-    parallel = evaluate("pick_cube", spec, "zero_shot", SimEvalConfig(cells=CELLS[::-1], max_steps=12,
+    parallel = evaluate("pick_cube", spec, "zero_shot", SimEvalConfig(cells=CELLS[::-1], max_steps=12, num_steps=3,
                                                                       actions_per_chunk=4, workers=2), run_id="a")
     drop = ("duration_s",)
     assert [{k: v for k, v in r.items() if k not in drop} for r in serial] == \

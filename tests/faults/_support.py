@@ -68,7 +68,7 @@ def materialize(paths: ProjectPaths, instance, task: str, assets=None, min_episo
     assets = assets or [ingest.raw_episodes]
     ops = {}
     if ingest.raw_episodes in assets:
-        ops["raw_episodes"] = ingest.IngestConfig(min_episodes=min_episodes, image_size=IMAGE, **ingest_kw)
+        ops["raw_episodes"] = ingest.IngestConfig(min_episodes=min_episodes, read={"image_size": IMAGE}, **ingest_kw)
     return dg.materialize(
         assets, partition_key=task, instance=instance, resources={"paths": paths},
         run_config=dg.RunConfig(ops=ops), raise_on_error=False,
