@@ -84,7 +84,6 @@ def measure(method: str, base, store, heads, args) -> dict:
     cfg = TrainConfig(method=method, batch_size=args.batch, seed=0, remat=args.remat,
                       schedule=dict(warmup_steps=max(1, args.steps // 10), peak_lr=args.lr,
                                     decay_steps=args.steps, decay_lr=args.lr / 10))
-    cfg = TrainConfig.from_dict(cfg.to_dict())
     t0 = time.monotonic()
     tr_obj = Trainer(cfg, base, heads)
     print(f"{method}: trainer ready in {time.monotonic() - t0:.1f} s", flush=True)

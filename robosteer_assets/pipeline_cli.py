@@ -1,7 +1,7 @@
 """`robosteer run`: the main job on the embedded default.
 
-On a fresh clone this generates simulated demonstrations of one task, trains the
-tiny base policy, and materialises the whole asset graph for that task (raw
+On a fresh clone this generates simulated demonstrations of one task, installs the
+shipped tiny base policy (``models/pi0_tiny_sim_base``), and materialises the whole asset graph for that task (raw
 episodes -> keyframes -> activations -> head scores -> selected heads ->
 steering / full-head LoRA checkpoints -> evaluations of zero-shot / full-head
 LoRA / steering -> summary) into the repo's ``dagster_home``, then prints the
@@ -37,15 +37,14 @@ STAGE3 = ("eval_summary",)
 # else keeps the paper's values: 20 demos, m = 20 heads, k in {10,20,30,40}, rank 8, 40 trials).
 EMBEDDED_RUN_CONFIG = {
     "sim_demos": {"episodes": 20},
-    "base_policy": {"episodes_per_task": 6, "steps": 400, "batch_size": 8},
-    "raw_episodes": {"min_episodes": 20},
+    # the store at pi0_tiny's input size (112 px): the same letterbox resize as serving, done once at ingest
+    "raw_episodes": {"min_episodes": 20, "read": {"image_size": 112}},
     # simulated demos end a few steps after success (~20-40 steps at 6 Hz), so their keyframes are too few
     # for k up to 40 neighbours from other episodes; use every timestep (the paper: "functionally identical")
     "head_activations": {"timesteps": "all"},
-    "steering_checkpoint": {"steps": 300, "batch_size": 8, "warmup_steps": 30, "decay_steps": 300,
-                            "peak_lr": 1e-3, "decay_lr": 1e-4, "save_interval": 100, "log_interval": 25},
-    "full_lora_checkpoint": {"steps": 300, "batch_size": 8, "warmup_steps": 30, "decay_steps": 300,
-                             "peak_lr": 1e-3, "decay_lr": 1e-4, "save_interval": 100, "log_interval": 25},
+    **{f"{m}_checkpoint": {"steps": 600, "batch_size": 32, "save_interval": 200, "log_interval": 50,
+                           "schedule": {"warmup_steps": 50, "peak_lr": 5e-4, "decay_steps": 600, "decay_lr": 5e-5}}
+       for m in ("steering", "full_lora")},
     # the 40-cell grid for each method; two processes share the 2 cores (rendering + physics + inference)
     **{f"eval_trials__{m}": {"workers": 2} for m in ("zero_shot", "full_lora", "steering")},
 }
@@ -169,7 +168,6 @@ def run(task: str, force: bool = False, demos: int = 20, demos_root: Path | None
     overrides = {k: dict(v) for k, v in EMBEDDED_RUN_CONFIG.items()}
     overrides.setdefault("sim_demos", {})["episodes"] = demos
     overrides.setdefault("raw_episodes", {})["min_episodes"] = demos
-    overrides["base_policy"]["held_out_tasks"] = [task]  # the base policy never sees the target task
     defs = with_config_versions(defs, overrides)
     graph = defs.get_repository_def().asset_graph
     all_assets = list(defs.get_repository_def().assets_defs_by_key.values())

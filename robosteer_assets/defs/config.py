@@ -11,11 +11,6 @@ embedded default overrides a few for CPU (see robosteer_assets/pipeline_cli.py).
 
 from __future__ import annotations
 
-from typing import Literal
-
-import dagster as dg
-from pydantic import Field
-
 from robosteer_assets.defs.specs import spec_config
 from robosteer_assets.droid.keyframes import KeyframeConfig
 from robosteer_assets.droid.store import IngestConfig as IngestSpec
@@ -24,7 +19,9 @@ from robosteer_assets.sim.demos import SimDemosConfig as SimDemosSpec
 from robosteer_assets.steering.activations import ActivationsConfig as ActivationsSpec
 from robosteer_assets.steering.knn import KnnConfig
 from robosteer_assets.steering.overlap import OverlapConfig as OverlapSpec
+from robosteer_assets.embedded.base_policy import BasePolicyConfig as BasePolicySpec
 from robosteer_assets.steering.selection import SelectionConfig as SelectionSpec
+from robosteer_assets.training.trainer import TrainConfig
 
 IngestConfig = spec_config(IngestSpec)
 KeyframesConfig = spec_config(KeyframeConfig, name="KeyframesConfig")
@@ -38,32 +35,7 @@ EvalConfig = spec_config(SimEvalConfig, resolved=("video_dir",), name="EvalConfi
 SimDemosConfig = spec_config(SimDemosSpec)
 
 
-class FinetuneConfig(dg.Config):
-    steps: int = 5000
-    batch_size: int = 32
-    lora_rank: int = 8
-    warmup_steps: int = 200
-    peak_lr: float = 2.5e-5
-    decay_steps: int = 5000
-    decay_lr: float = 2.5e-6
-    save_interval: int = Field(1000, description="orbax training state every N steps (a killed run resumes there)")
-    log_interval: int = 100
-    seed: int = 42
-    fsdp_devices: int = Field(1, description="FSDP shards over the local devices; the rest is data parallel "
-                              "(batch_size must divide by the device count)")
-    remat: bool = Field(False, description="rematerialise each transformer block (openpi does; saves memory on GPU)")
-    norm_stats: Literal["checkpoint", "demos"] = Field("checkpoint", description="the base checkpoint's norm "
-                                                       "stats (openpi) or stats computed from the task's demos")
-
-
-class BasePolicyConfig(dg.Config):
-    """The embedded default's base policy (ignored when resources.base_model.checkpoint_dir is set)."""
-
-    model: str = Field("pi0_tiny", description="model preset trained from scratch on the simulated corpus")
-    held_out_tasks: list[str] = Field(default_factory=lambda: ["pick_cube"],
-                                      description="target task(s) never shown to the base policy")
-    episodes_per_task: int = 6
-    steps: int = 600
-    batch_size: int = 8
-    peak_lr: float = 1e-3
-    seed: int = 0
+# the asset fills method (steering / full_lora) and the training-state location
+FinetuneConfig = spec_config(TrainConfig, resolved=("method", "train_state_dir"), name="FinetuneConfig")
+# the embedded default's base policy (ignored when resources.base_model.checkpoint_dir is set)
+BasePolicyConfig = spec_config(BasePolicySpec, name="BasePolicyConfig")

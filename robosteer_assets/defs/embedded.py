@@ -13,7 +13,8 @@ from robosteer_assets.defs.config import BasePolicyConfig, SimDemosConfig
 from robosteer_assets.defs.metadata import md_image, path
 from robosteer_assets.defs.partitions import task_partitions
 from robosteer_assets.defs.resources import BaseModel, ProjectPaths
-from robosteer_assets.defs.specs import REMOTE, run_remote
+from robosteer_assets.defs.specs import run_remote
+from robosteer_assets.embedded.base_policy import SHIPPED_BASE, install_base_policy
 from robosteer_assets.sim.demos import record_task_demos
 from robosteer_assets.vla.policy import SmokeTestConfig
 
@@ -64,24 +65,31 @@ def smoke_test(context: dg.AssetExecutionContext, gpu_pipes: dg.PipesClient, che
     pool="gpu",
     check_specs=[dg.AssetCheckSpec(CHECKPOINT_OK, asset="base_policy", blocking=True,
                                    description="the base checkpoint loads as a Policy and predicts finite actions")],
-    description="The base VLA. Embedded default: a tiny pi0 trained from scratch on a broad simulated corpus "
-    "(every simulated task except the held-out target, all variations), standing in for pi0-DROID. With "
-    "resources.base_model.checkpoint_dir set: the user's openpi checkpoint, validated (tree, shapes, dtypes).",
+    description="The base VLA. Embedded default: the shipped tiny pi0 (models/pi0_tiny_sim_base, built by "
+    "`robosteer pretrain` on a simulated corpus that leaves out the paper's target settings), installed after a "
+    "config-hash check, or pretrained from scratch with rebuild=True. With resources.base_model.checkpoint_dir "
+    "set: the user's openpi checkpoint, validated (tree, shapes, dtypes).",
     kinds={"jax", "orbax"},
 )
 def base_policy(context: dg.AssetExecutionContext, config: BasePolicyConfig, paths: ProjectPaths,
                 base_model: BaseModel, gpu_pipes: dg.PipesSubprocessClient):
     ckpt = base_model.resolve_checkpoint(paths)
     md: dict = {"checkpoint": path(ckpt)}
-    if base_model.is_embedded:
-        spec = {"corpus_root": str(paths.root() / "corpus"), "out": str(ckpt), **config.model_dump()}
-        res = gpu_pipes.run(context=context, command=REMOTE,
-                            extras={"step": "base_policy", "spec": spec}).get_materialize_result()
+    spec = config.to_spec()
+    if base_model.is_embedded and spec.rebuild:
+        res = run_remote(context, gpu_pipes, "base_policy", spec, corpus_root=paths.root() / "corpus", out=ckpt)
         md.update(res.metadata or {})
-        losses_file = ckpt.parent / f"{ckpt.name}.losses.json"
-        if losses_file.exists():
-            losses = json.loads(losses_file.read_text())
-            md["loss_curve"] = md_image(loss_curve_png(losses, "base policy training"), "loss curve")
+    elif base_model.is_embedded:
+        md.update(install_base_policy(SHIPPED_BASE, ckpt, spec.model))
+        md["shipped_from"] = path(SHIPPED_BASE)
+        card = ckpt / "card.json"
+        if card.exists():
+            zs = json.loads(card.read_text()).get("zero_shot", {})
+            md.update({f"zero_shot_{t}": f"{r['successes']}/{r['trials']}" for t, r in sorted(zs.items())})
+    curve = ckpt / "loss_curve.json"
+    if base_model.is_embedded and curve.exists():
+        md["loss_curve"] = md_image(loss_curve_png(json.loads(curve.read_text()), "base policy pretraining"),
+                                    "loss curve")
     smoke, check = smoke_test(context, gpu_pipes, ckpt, base_model)
     if not base_model.is_embedded:  # the user's checkpoint, as the smoke test loaded it
         md.update({k: smoke[k] for k in ("model", "parameters", "asset_id") if k in smoke})

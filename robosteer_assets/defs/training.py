@@ -13,7 +13,7 @@ from robosteer_assets.defs.embedded import CHECKPOINT_OK, smoke_test
 from robosteer_assets.defs.metadata import md_image, path
 from robosteer_assets.defs.partitions import task_partitions
 from robosteer_assets.defs.resources import BaseModel, ProjectPaths
-from robosteer_assets.defs.specs import REMOTE
+from robosteer_assets.defs.specs import run_remote
 from robosteer_assets.defs.steering import SELECTED, selected_heads
 from robosteer_assets.droid.scan import task_fingerprint
 
@@ -22,11 +22,10 @@ def _finetune(context, method: str, config: FinetuneConfig, paths: ProjectPaths,
               gpu_pipes: dg.PipesSubprocessClient):
     task = context.partition_key
     out = paths.checkpoints(task, method)
-    spec = {"method": method, "task": task, "base_checkpoint": str(base_model.resolve_checkpoint(paths)),
-            "store": str(paths.store(task) / "episodes.zarr"), "selected_heads": str(paths.steering(task) / SELECTED),
-            "out": str(out), **config.model_dump()}
-    res = gpu_pipes.run(context=context, command=REMOTE, extras={"step": "finetune", "spec": spec}
-                        ).get_materialize_result()
+    spec = config.to_spec(method=method, train_state_dir=None)
+    res = run_remote(context, gpu_pipes, "finetune", spec, base_checkpoint=base_model.resolve_checkpoint(paths),
+                     store=paths.store(task) / "episodes.zarr", selected_heads=paths.steering(task) / SELECTED,
+                     out=out)
     md = {**(res.metadata or {}), "checkpoint": path(out),
           "demos_fingerprint": task_fingerprint(paths.demos(), task)}
     curve = out / "loss_curve.json"

@@ -31,11 +31,15 @@ from robosteer_assets.embedded.corpus import CorpusConfig, record_corpus
 
 log = get_logger("embedded.base_policy")
 
+# the base policy that ships with the project (built by `robosteer pretrain`, see its MODEL_CARD.md)
+SHIPPED_BASE = Path(__file__).resolve().parents[2] / "models" / "pi0_tiny_sim_base"
+
 
 @dataclass(frozen=True)
 class BasePolicyConfig:
-    """How the base policy is pretrained. ``augment``: image augmentation of the training loop
-    (``training.trainer.AUGMENTS``)."""
+    """The embedded default's base policy. By default the shipped checkpoint (``SHIPPED_BASE``) is
+    installed after a config-hash check; with ``rebuild`` it is pretrained from scratch with the fields
+    below. ``augment``: image augmentation of the training loop (``training.trainer.AUGMENTS``)."""
 
     model: str = "pi0_tiny"
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
@@ -48,6 +52,7 @@ class BasePolicyConfig:
     augment: str = "color"
     save_interval: int = 250
     log_interval: int = 50
+    rebuild: bool = False  # pretrain from scratch into the data root instead of installing the shipped base
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "save_interval", "log_interval"):

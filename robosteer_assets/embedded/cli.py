@@ -14,13 +14,9 @@ import platform
 import shlex
 import sys
 from dataclasses import asdict, replace
-from pathlib import Path
 
-from robosteer_assets.embedded.base_policy import BasePolicyConfig
+from robosteer_assets.embedded.base_policy import SHIPPED_BASE, BasePolicyConfig
 from robosteer_assets.embedded.corpus import PAPER_TARGETS, CorpusConfig
-
-ROOT = Path(__file__).resolve().parents[2]
-SHIPPED_BASE = ROOT / "models" / "pi0_tiny_sim_base"
 
 
 def register(sub) -> None:

@@ -73,10 +73,10 @@ class CorpusConfig:
     noise_free_tasks: tuple[str, ...] = ("marker_in_mug",)  # the marker grasp fails under command noise
     # tasks with another episode count than episodes_per_task: the skills the targets share (pick, place,
     # press) get the most data
-    task_episodes: tuple[tuple[str, int], ...] = (("marker_in_mug", 150), ("push_cup", 96))
+    task_episodes: dict[str, int] = field(default_factory=lambda: {"marker_in_mug": 150, "push_cup": 96})
 
     def episodes_for(self, task: str) -> int:
-        return dict(self.task_episodes).get(task, self.episodes_per_task)
+        return int(self.task_episodes.get(task, self.episodes_per_task))
 
     def __post_init__(self):
         if self.episodes_per_task < 1:

@@ -82,6 +82,9 @@ class TrainConfig:
     augment: str = "none"  # "openpi" (crop / rotate / colour jitter), "color" (jitter only) or "none"
 
     def __post_init__(self):
+        for name, cls in (("schedule", ScheduleConfig), ("optimizer", OptimizerConfig)):
+            if isinstance(getattr(self, name), dict):  # written as plain mappings (tests, notebooks)
+                object.__setattr__(self, name, cls(**getattr(self, name)))
         T.check_method(self.method)
         for name in ("steps", "batch_size", "lora_rank", "log_interval", "save_interval", "fsdp_devices"):
             if getattr(self, name) < 1:
@@ -98,27 +101,6 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        """From nested or flat keys (``warmup_steps``, ``peak_lr``, ``decay_steps``, ``decay_lr``, ``b1``,
-        ``b2``, ``eps``, ``weight_decay``, ``clip_gradient_norm`` / ``clip_norm`` go to the sub-configs);
-        keys that are not config fields (paths, task) are ignored."""
-        d = dict(d)
-        sched = {f.name: d.pop(f.name) for f in fields(ScheduleConfig) if f.name in d}
-        if "clip_norm" in d:
-            d["clip_gradient_norm"] = d.pop("clip_norm")
-        opt = {f.name: d.pop(f.name) for f in fields(OptimizerConfig) if f.name in d}
-        s = d.pop("schedule", None) or {}
-        o = d.pop("optimizer", None) or {}
-        s = asdict(s) if isinstance(s, ScheduleConfig) else dict(s)
-        o = asdict(o) if isinstance(o, OptimizerConfig) else dict(o)
-        known = {f.name for f in fields(cls)} - {"schedule", "optimizer"}
-        try:
-            return cls(schedule=ScheduleConfig(**{**s, **sched}), optimizer=OptimizerConfig(**{**o, **opt}),
-                       **{k: v for k, v in d.items() if k in known})
-        except TypeError as e:
-            raise ValueError(f"TrainConfig: {e}") from None
-
     def fingerprint(self, base_checkpoint: str, heads) -> str:
         """What a resumable state must agree on (log/save intervals and the step count may change)."""
         d = {k: v for k, v in self.to_dict().items()
@@ -126,9 +108,6 @@ class TrainConfig:
         blob = json.dumps({"cfg": d, "base": str(Path(base_checkpoint).resolve()),
                            "heads": sorted([list(map(int, h)) for h in heads or []])}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-FinetuneConfig = TrainConfig  # the name the first version used
 
 
 # ----------------------------------------------------------------------------- sharding
@@ -438,34 +417,31 @@ def finetune(base_checkpoint: str | os.PathLike, stores, out_dir: str | os.PathL
             "wall_s": round(time.monotonic() - t0, 1), "path": str(out_dir)}
 
 
-def run_step(spec: dict, logger) -> dict:
-    """dagster-pipes entry. ``spec``: {method, base_checkpoint, store (episodes.zarr path or list of them),
-    selected_heads (path of selected_heads.json; steering methods), out, and TrainConfig fields (flat or
-    nested)}."""
+def run_step(spec: TrainConfig, logger, *, base_checkpoint: str, store: str, out: str,
+             selected_heads: str = "") -> dict:
+    """dagster-pipes step ``finetune``: ``spec`` (rebuilt by ``remote.run_step``) with the base checkpoint,
+    the task's store (``episodes.zarr``; several joined by ``,``), the output directory and, for the
+    steering methods, ``selected_heads.json``."""
     from robosteer_assets.droid.store import EpisodeStore
 
-    for key in ("base_checkpoint", "store", "out"):
-        if key not in spec:
-            raise ValueError(f"finetune spec: missing {key!r} (expected base_checkpoint, store, out, method, ...)")
-    cfg = TrainConfig.from_dict(spec)
     heads, sel_text = None, None
-    if cfg.method in ("steering", "steering_full"):
-        sel_path = spec.get("selected_heads")
-        if not sel_path or not Path(sel_path).is_file():
-            raise FileNotFoundError(f"finetune spec: selected_heads: {sel_path!r} not found (materialize "
+    if spec.method in ("steering", "steering_full"):
+        if not selected_heads or not Path(selected_heads).is_file():
+            raise FileNotFoundError(f"finetune: selected_heads: {selected_heads!r} not found (materialize "
                                     f"selected_heads first)")
-        sel_text = Path(sel_path).read_text()
+        sel_text = Path(selected_heads).read_text()
         try:  # a steering.selection.SelectionResult JSON; only its "heads" [[layer, head], ...] are needed
             heads = [(int(h[0]), int(h[1])) for h in json.loads(sel_text)["heads"]]
         except (KeyError, TypeError, ValueError, IndexError) as e:
-            raise ValueError(f"{sel_path}: expected a selected_heads JSON with 'heads': [[layer, head], ...] "
+            raise ValueError(f"{selected_heads}: expected a selected_heads JSON with 'heads': [[layer, head], ...] "
                              f"({type(e).__name__}: {e})") from None
-    stores_spec = spec["store"] if isinstance(spec["store"], list) else [spec["store"]]
-    stores = [EpisodeStore.open(s) for s in stores_spec]
-    logger.info("finetuning (%s, %d steps, batch %d) from %s", cfg.method, cfg.steps, cfg.batch_size,
-                spec["base_checkpoint"])
-    return finetune(spec["base_checkpoint"], stores, spec["out"], cfg, heads, sel_text)
+    stores = [EpisodeStore.open(s) for s in store.split(",")]
+    logger.info("finetuning (%s, %d steps, batch %d) from %s", spec.method, spec.steps, spec.batch_size,
+                base_checkpoint)
+    res = finetune(base_checkpoint, stores, out, spec, heads, sel_text)
+    res.pop("log_rows", None)
+    return res
 
 
-__all__ = ["FinetuneConfig", "TrainConfig", "Trainer", "TrainState", "default_state_dir", "finetune", "fsdp_spec",
+__all__ = ["TrainConfig", "Trainer", "TrainState", "default_state_dir", "finetune", "fsdp_spec",
            "make_mesh", "merge_lora", "run_step", "train", "replace"]

@@ -58,7 +58,7 @@ def test_steering_chain_materializes(tmp_path):
 
         # group `training`: both methods through dagster-pipes, blocking "loads and predicts finite actions"
         tr_assets = assets + [training.steering_checkpoint, training.full_lora_checkpoint]
-        small = training.FinetuneConfig(steps=2, batch_size=2, warmup_steps=1, decay_steps=2, log_interval=1)
+        small = training.FinetuneConfig(steps=2, batch_size=2, schedule={"warmup_steps": 1, "decay_steps": 2}, log_interval=1)
         res = dg.materialize(tr_assets, selection=tr_assets[-2:], partition_key="pick_cube", instance=inst,
                              resources=resources, run_config=dg.RunConfig(
                                  ops={"steering_checkpoint": small, "full_lora_checkpoint": small}))

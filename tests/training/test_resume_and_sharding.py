@@ -81,7 +81,7 @@ SHARDED = textwrap.dedent("""
     for name, devs, fsdp in (("one", jax.devices()[:1], 1), ("dp", None, 1), ("fsdp", None, 2)):
         cfg = TrainConfig(batch_size=8, fsdp_devices=fsdp, fsdp_min_bytes=0,
                           schedule=dict(warmup_steps=0, peak_lr=1e-2, decay_steps=10, decay_lr=1e-3))
-        t = Trainer(TrainConfig.from_dict(cfg.to_dict()), base, [(0, 1), (1, 6)], devices=devs)
+        t = Trainer(cfg, base, [(0, 1), (1, 6)], devices=devs)
         tr, opt = t.initial_state()
         for i in range(2):
             obs, act = t.put_batch(*model_batch(t.lcfg, base.tokenizer, base.norm_stats, data.batch_at(i)))

@@ -30,7 +30,7 @@ def _sel():
 @pytest.fixture(scope="module")
 def steered(micro):
     root, store = micro
-    cfg = TrainConfig.from_dict({"method": "steering", **FAST})
+    cfg = TrainConfig(method="steering", **FAST)
     out = finetune(root / "base", [store], root / "steer", cfg, heads=HEADS,
                    selection_json=(root / "selected_heads.json").read_text())
     return root, out
