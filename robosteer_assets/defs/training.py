@@ -22,7 +22,9 @@ def _finetune(context, method: str, config: FinetuneConfig, paths: ProjectPaths,
               gpu_pipes: dg.PipesSubprocessClient):
     task = context.partition_key
     out = paths.checkpoints(task, method)
-    spec = config.to_spec(method=method, train_state_dir=None)
+    from robosteer_assets.training.trainer import default_state_dir
+
+    spec = config.to_spec(method=method, train_state_dir=str(default_state_dir(out)))
     res = run_remote(context, gpu_pipes, "finetune", spec, base_checkpoint=base_model.resolve_checkpoint(paths),
                      store=paths.store(task) / "episodes.zarr", selected_heads=paths.steering(task) / SELECTED,
                      out=out)

@@ -29,7 +29,7 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from robosteer_assets.common.spec import _is_union, field_types, from_jsonable, to_jsonable
+from robosteer_assets.common.spec import is_union, field_types, from_jsonable, to_jsonable
 from robosteer_assets.definitions import defs
 import robosteer_assets.defs as defs_package
 from robosteer_assets.defs import embedded, ingest, steering
@@ -38,19 +38,11 @@ from robosteer_assets.defs.specs import SpecConfig
 from robosteer_assets.evaluation import evaluator
 from robosteer_assets.remote import run_step as remote
 from robosteer_assets.steering import activations as activations_mod
+from robosteer_assets.embedded import base_policy as base_policy_mod
 from robosteer_assets.steering import overlap as overlap_mod
+from robosteer_assets.training import trainer as trainer_mod
 
 TASK = "pick_cube"
-# Their configs are being moved onto spec dataclasses separately; until then their run config is a
-# hand-written dg.Config and the steps parse a plain dict.
-NOT_ON_SPECS = {
-    "steering_checkpoint": "FinetuneConfig (training.trainer.TrainConfig) is not generated from a spec dataclass yet",
-    "full_lora_checkpoint": "FinetuneConfig (training.trainer.TrainConfig) is not generated from a spec dataclass yet",
-    "base_policy": "BasePolicyConfig (embedded.base_policy.BasePolicyConfig) is not generated from a spec "
-                   "dataclass yet",
-}
-
-
 class Captured(Exception):
     """Raised by a capturing domain step: the spec is recorded, the run stops here."""
 
@@ -67,7 +59,7 @@ def non_default(tp: Any, value: Any, where: str, overrides: dict) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is Literal:
         return next(a for a in args if a != value)
-    if _is_union(tp):
+    if is_union(tp):
         inner = next(a for a in args if a is not type(None))
         base = {int: 6, float: 2.5, str: "x"}.get(inner)
         if value is None:
@@ -138,6 +130,7 @@ class Probe:
     resolved: Callable[[ProjectPaths, dict], dict] = lambda paths, run_config: {}
     setup: Callable[[ProjectPaths], None] = lambda paths: None
     upstream: tuple = ()  # assets materialized for real in the same run, with non-default config
+    fixed: tuple[str, ...] = ()  # fields the asset itself sets, to their default value for this asset
 
 
 def _activation_store(path: Path, episodes: int = 4, steps: int = 30, layers: int = 2, heads: int = 2,
@@ -160,6 +153,16 @@ def _activation_store(path: Path, episodes: int = 4, steps: int = 30, layers: in
 def _steering_inputs(paths: ProjectPaths) -> None:
     paths.steering(TASK).mkdir(parents=True)
     _activation_store(paths.steering(TASK) / steering.ACTIVATIONS)
+
+
+# string fields the domain validates: another valid value
+_FINETUNE_VALUES = {"norm_stats": "demos", "full_lora_init_b": "zeros", "augment": "color"}
+
+
+def _state_dir(paths: ProjectPaths, method: str) -> str:
+    from robosteer_assets.training.trainer import default_state_dir
+
+    return str(default_state_dir(paths.checkpoints(TASK, method)))
 
 
 def _eval_probe() -> Probe:
@@ -186,6 +189,15 @@ PROBES: dict[str, Probe] = {
     "eval_trials/full_lora": _eval_probe(),
     "eval_trials/steering": _eval_probe(),
     "sim_demos": Probe(target=(embedded, "record_task_demos")),
+    "steering_checkpoint": Probe(
+        target=(trainer_mod, "run_step"), fixed=("method",), overrides=_FINETUNE_VALUES,
+        resolved=lambda paths, rc: {"method": "steering", "train_state_dir": _state_dir(paths, "steering")}),
+    "full_lora_checkpoint": Probe(
+        target=(trainer_mod, "run_step"), overrides=_FINETUNE_VALUES,
+        resolved=lambda paths, rc: {"method": "full_lora", "train_state_dir": _state_dir(paths, "full_lora")}),
+    # rebuild=True (the non-default) pretrains through the pipes step
+    "base_policy": Probe(target=(base_policy_mod, "run_step"),
+                         overrides={"augment": "openpi", "corpus.task_episodes": {"push_cup": 10}}),
 }
 
 # the asset definitions as the modules of robosteer_assets.defs declare them (the repository's copies
@@ -218,17 +230,14 @@ def test_every_asset_with_run_config_has_a_probe():
                  if a.is_materializable}
     assert set(ASSETS) == repo_keys, f"assets outside the modules walked here: {sorted(repo_keys - set(ASSETS))}"
     configured = {name for name in ASSETS if _config_class(name) is not None}
-    assert configured == set(PROBES) | set(NOT_ON_SPECS), (
-        "assets with run config and no wiring probe (add one to PROBES): "
-        f"{sorted(configured - set(PROBES) - set(NOT_ON_SPECS))}")
+    assert configured == set(PROBES), (
+        f"assets with run config and no wiring probe (add one to PROBES): {sorted(configured - set(PROBES))}")
     for name in PROBES:
         assert issubclass(_config_class(name), SpecConfig), f"{name}: run config is not generated from a spec"
 
 
-@pytest.mark.parametrize("name", sorted(set(PROBES) | set(NOT_ON_SPECS)))
+@pytest.mark.parametrize("name", sorted(PROBES))
 def test_every_config_field_reaches_the_domain_step(name, tmp_path, monkeypatch):
-    if name in NOT_ON_SPECS:
-        pytest.xfail(NOT_ON_SPECS[name])
     probe = PROBES[name]
     module, attr = probe.target
     original = getattr(module, attr)
@@ -267,7 +276,7 @@ def test_every_config_field_reaches_the_domain_step(name, tmp_path, monkeypatch)
         assert not wrong, (f"{name}: these fields did not reach {attr} as configured: "
                            + "; ".join(f"{w}: expected {_get(expected, w)!r}, got {_get(got, w)!r}" for w in wrong))
         covered |= set(differing_fields(got, default))
-    never_changed = set(leaf_fields(default)) - covered
+    never_changed = set(leaf_fields(default)) - covered - set(probe.fixed)
     assert not never_changed, f"{name}: the probe never set these fields to a non-default value: {sorted(never_changed)}"
 
 
