@@ -82,6 +82,9 @@ class SimEvalConfig:
         "description": "steps the success must hold before the trial ends"})
     num_steps: int = field(default=10, metadata={
         "description": "Euler steps of the flow-matching sampler of a checkpoint policy (openpi: 10)"})
+    noise_scale: float = field(default=1.0, metadata={
+        "description": "std of the flow's starting noise for a checkpoint policy (openpi: 1; 0: one deterministic "
+                       "chunk per observation)"})
     seed: int = field(default=0, metadata={"description": "trial yaws and policy noise derive from (seed, row, col)"})
     workers: int = field(default=1, metadata={
         "description": "trials run in this many processes (each loads the policy)"})
@@ -187,7 +190,8 @@ class _Runner:
                 kw["cfg"] = get_config(spec.config_name)
             if spec.tokenizer_path:
                 kw["tokenizer_path"] = spec.tokenizer_path
-            self.policy = Policy.from_checkpoint(spec.checkpoint, num_steps=cfg.num_steps, **kw)
+            self.policy = Policy.from_checkpoint(spec.checkpoint, num_steps=cfg.num_steps,
+                                                 noise_scale=cfg.noise_scale, **kw)
             self.client = LocalPolicyClient(self.policy)
         elif spec.kind == "server":
             from robosteer_assets.evaluation.client import PolicyClient

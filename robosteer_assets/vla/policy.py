@@ -47,10 +47,13 @@ class PolicyInputError(ValueError):
 @dataclass(frozen=True)
 class PolicyConfig:
     """``num_steps``: Euler steps (openpi default 10); ``seed``: start of the rng sequence (openpi: 0);
-    ``max_image_side`` / ``max_prompt_chars``: request size limits."""
+    ``noise_scale``: the flow's starting noise is drawn from N(0, noise_scale^2) (openpi: 1; 0 integrates
+    the flow from the origin, one deterministic chunk per observation); ``max_image_side`` /
+    ``max_prompt_chars``: request size limits."""
 
     num_steps: int = 10
     seed: int = 0
+    noise_scale: float = 1.0
     max_image_side: int = 2048
     max_prompt_chars: int = 2000
     default_prompt: str | None = None
@@ -140,10 +143,11 @@ class Policy:
 
     @classmethod
     def from_checkpoint(cls, ckpt_dir: str | os.PathLike, num_steps: int = 10, seed: int = 0, *, dtype=None,
-                        tokenizer_path=None, cfg=None, config: PolicyConfig | None = None) -> "Policy":
+                        tokenizer_path=None, cfg=None, config: PolicyConfig | None = None,
+                        noise_scale: float = 1.0) -> "Policy":
         from robosteer_assets.vla.checkpoint import CONFIG_FILE, load_checkpoint, read_checkpoint_config
 
-        config = config or PolicyConfig(num_steps=num_steps, seed=seed)
+        config = config or PolicyConfig(num_steps=num_steps, seed=seed, noise_scale=noise_scale)
         if dtype is None:  # serve in the config's dtype (openpi restores everything as bf16 for serving)
             model_cfg = cfg or (read_checkpoint_config(ckpt_dir)["config"]
                                 if (Path(ckpt_dir) / CONFIG_FILE).exists() else None)
@@ -168,7 +172,7 @@ class Policy:
         if noise is None:
             with self._lock:
                 self._rng, sub = jax.random.split(self._rng)
-            return jax.random.normal(sub, shape)
+            return jax.random.normal(sub, shape) * self.config.noise_scale
         n = np.asarray(noise, np.float32)
         if n.shape == shape[1:]:
             n = n[None]
