@@ -57,7 +57,7 @@ def field_types(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def _is_union(tp) -> bool:
+def is_union(tp) -> bool:
     return typing.get_origin(tp) in (Union, types.UnionType)
 
 
@@ -66,7 +66,7 @@ def _type_name(tp) -> str:
         return "None"
     if typing.get_origin(tp) is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if _is_union(tp):
+    if is_union(tp):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if dataclasses.is_dataclass(tp):
         return f"a {tp.__name__} mapping"
@@ -97,7 +97,7 @@ def from_jsonable(tp: Any, data: Any, where: str = "") -> Any:
         if not any(type(data) is type(a) and data == a for a in args):
             raise SpecError(where, _type_name(tp), data)
         return data
-    if _is_union(tp):
+    if is_union(tp):
         if data is None:
             if type(None) in args:
                 return None

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal, Optional
 import dagster as dg
 from pydantic import Field, create_model
 
-from robosteer_assets.common.spec import _is_union, field_description, field_types, from_jsonable, to_jsonable
+from robosteer_assets.common.spec import is_union, field_description, field_types, from_jsonable, to_jsonable
 
 REMOTE = [sys.executable, "-m", "robosteer_assets.remote.run_step"]
 
@@ -50,7 +50,7 @@ def _config_type(tp: Any, where: str) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is Literal or tp in (int, float, bool, str):
         return tp
-    if _is_union(tp):
+    if is_union(tp):
         rest = [a for a in args if a is not type(None)]
         if len(rest) != 1 or len(rest) == len(args):
             raise TypeError(f"{where}: run config supports X | None unions only, found {tp}")
