@@ -18,7 +18,7 @@ from robosteer_assets.droid.store import EpisodeStore, IngestConfig, StaleStoreE
 from robosteer_assets.droid.synthetic import make_recording
 from robosteer_assets.droid.writer import write_episode
 from robosteer_assets.vla.policy import model_images
-from robosteer_assets.vla.transforms import prepare_images
+from robosteer_assets.vla.transforms import make_observation, prepare_images
 
 RES = 224  # the model resolution (Policy.infer resizes requests to cfg.vision.resolution)
 READ = ReadConfig(image_size=RES, target_hz=None)
@@ -58,6 +58,48 @@ def test_droid_720p_frame_gives_identical_model_inputs_through_ingest_and_infer(
     assert img[49:49 + 126].reshape(-1, 3).max(axis=0).min() > 0
     np.testing.assert_array_equal(img[49:49 + 126], np.asarray(
         Image.fromarray(ext[0]).resize((224, 126), resample=Image.BILINEAR)))
+
+
+def test_policy_infer_builds_the_same_observation_as_training_on_the_ingested_frame(tmp_path):
+    """Through ``Policy.infer`` itself: its model input for the raw 1280x720 request equals the
+    observation training builds from the stored (ingested) images."""
+    from robosteer_assets.vla import model
+    from robosteer_assets.vla.checkpoint import save_checkpoint
+    from robosteer_assets.vla.config import IMAGE_KEYS, get_config
+    from robosteer_assets.vla.normalize import compute_norm_stats
+    from robosteer_assets.vla.policy import Policy
+    from robosteer_assets.vla.tokenizer import train_tiny_tokenizer
+
+    cfg = get_config("pi0_micro")
+    res = cfg.vision.resolution
+    rng = np.random.default_rng(0)
+    stats = compute_norm_stats({"state": rng.normal(size=(16, 8)), "actions": rng.normal(size=(16, 8))})
+    tok = train_tiny_tokenizer(["pick up the red cube"], tmp_path / "tok.model", cfg.vocab_size)
+    policy = Policy.from_checkpoint(save_checkpoint(tmp_path / "ckpt", cfg, model.init_params(cfg), stats,
+                                                    tokenizer_path=tok))
+    seen = []
+
+    def sample(params, obs, noise):  # the model's input, captured instead of sampled
+        seen.append(obs)
+        return np.zeros((1, cfg.action_horizon, cfg.action_dim), np.float32)
+
+    policy._sample = sample
+    rec = make_recording(T=3, seed=23, image_size=(720, 1280), control_hz=15.0)
+    ep_dir = write_episode(episode_dir_for(tmp_path / "demos", "pick_cube", rec.uuid), rec)
+    ingest_task(tmp_path / "demos" / "pick_cube", tmp_path / "store",
+                IngestConfig(read=ReadConfig(image_size=res, target_hz=None), min_episodes=1))
+    store = EpisodeStore.open(tmp_path / "store")
+    ext = _decoded(ep_dir / MP4_DIR / f"{rec.exterior_serial}.mp4")[1]
+    wrist = _decoded(ep_dir / MP4_DIR / f"{rec.wrist_serial}.mp4")[1]
+    state = np.asarray(store.arrays["state"][1], np.float64)
+    policy.infer({"observation/exterior_image_1_left": ext, "observation/wrist_image_left": wrist,
+                  "observation/joint_position": state[:7], "observation/gripper_position": state[7:],
+                  "prompt": rec.instruction})
+    trained = make_observation(cfg, policy.tokenizer, policy.norm_stats, np.asarray(store.arrays["images"][1:2]),
+                               state[None], [rec.instruction])
+    for key in IMAGE_KEYS:
+        np.testing.assert_array_equal(np.asarray(seen[0].images[key]), trained.images[key])
+    np.testing.assert_array_equal(np.asarray(seen[0].state), trained.state)
 
 
 def test_stereo_frame_keeps_the_left_view_then_letterboxes_like_infer(tmp_path):
