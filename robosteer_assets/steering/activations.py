@@ -90,13 +90,13 @@ def extract_activations(store, rows: np.ndarray, ckpt, out_path: str | os.PathLi
         raise ValueError(f"{store.path}: no timesteps selected for activation extraction")
     ep_idx = np.asarray(store.arrays["episode_index"][:])
     steps = np.asarray(store.arrays["step"][:])
-    instr = [ep["instruction"] for ep in store.episodes]
     N, L, H, d, B = len(rows), mcfg.num_layers, mcfg.num_heads, mcfg.head_dim, cfg.batch_size
     dtype = np.float16 if cfg.storage_dtype == "float16" else np.float32
     capture = jax.jit(lambda p, o, n: M.capture_heads(mcfg, p, o, position=cfg.position, noise=n))
     noise = jax.random.normal(jax.random.key(cfg.noise_seed), (B, mcfg.action_horizon, mcfg.action_dim))
     out_path = Path(out_path)
     prog = Progress(log, f"head activations ({cfg.position}, {N} timesteps)", N)
+    total = total_sq = 0.0  # sums over the stored values, for their std
     with atomic_dir(out_path) as tmp:
         g = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         acts = g.create_array("activations", shape=(N, L, H, d), dtype=dtype, chunks=(min(N, 256), L, H, d),
@@ -106,14 +106,18 @@ def extract_activations(store, rows: np.ndarray, ckpt, out_path: str | os.PathLi
             sel = rows[start:start + B]
             n = len(sel)
             pad = np.concatenate([sel, np.repeat(sel[-1:], B - n)])
-            images = np.stack([store.arrays["images"][int(r)] for r in pad])
-            state = np.asarray(store.arrays["state"].get_orthogonal_selection(pad))
-            prompts = [instr[int(ep_idx[r])] for r in pad]
+            images, state, prompts = store.observations(pad)
             obs = make_observation(mcfg, ckpt.tokenizer, ckpt.norm_stats, images, state, prompts)
             cap = np.asarray(capture(ckpt.params, obs, noise))[:n]
             if not np.isfinite(cap).all():
                 raise FloatingPointError(f"{store.path}: non-finite activations at rows {sel.tolist()[:5]}...")
-            acts[start:start + n] = cap.astype(dtype)
+            stored = cap.astype(dtype)
+            if not np.isfinite(stored).all():
+                raise FloatingPointError(f"{store.path}: activations at rows {sel.tolist()[:5]}... overflow "
+                                         f"{cfg.storage_dtype}; expected finite values (storage_dtype float32 keeps them)")
+            acts[start:start + n] = stored
+            total += stored.astype(np.float64).sum()
+            total_sq += np.square(stored.astype(np.float64)).sum()
             prog.update(n)
         raw_actions = np.asarray(store.arrays["actions"].get_orthogonal_selection(rows))
         norm_actions = normalize_actions(mcfg, ckpt.norm_stats, raw_actions[:, None, :])[:, 0, :raw_actions.shape[1]]
@@ -123,7 +127,8 @@ def extract_activations(store, rows: np.ndarray, ckpt, out_path: str | os.PathLi
         g.create_array("row", data=rows.astype(np.int64), config={"write_empty_chunks": True})
         summary = {"num_examples": N, "num_layers": L, "num_heads": H, "head_dim": d, "model": mcfg.name,
                    "checkpoint": checkpoint_id, "task": store.task, "episodes": int(len(np.unique(ep_idx[rows]))),
-                   "config": asdict(cfg), "wall_s": round(time.monotonic() - t0, 2)}
+                   "config": asdict(cfg), "wall_s": round(time.monotonic() - t0, 2),
+                   "std": float(np.sqrt(max(0.0, total_sq / (N * L * H * d) - (total / (N * L * H * d)) ** 2)))}
         g.attrs.update({**summary, "format_version": FORMAT_VERSION})
         g.attrs["complete"] = True
     log.info("wrote %s: %d examples x %d layers x %d heads x %d in %.1fs", out_path, N, L, H, d, summary["wall_s"])

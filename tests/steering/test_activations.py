@@ -46,6 +46,7 @@ def test_extract_keyframe_activations(task):
     assert a.group["activations"].dtype == np.float16 and actions.shape == (len(rows), 8)
     assert set(eps.tolist()) == {0, 1, 2} and summary["num_examples"] == len(rows)
     assert np.isfinite(acts).all() and acts.std() > 0
+    assert summary["std"] == pytest.approx(float(acts.std()), rel=1e-4)  # what the head_activations check reads
     # batching and padding do not change the values
     out2 = root / "act2" / "activations.zarr"
     extract_activations(store, rows, ckpt, out2, ActivationsConfig(batch_size=len(rows), storage_dtype="float32"))
