@@ -498,6 +498,16 @@ class EpisodeStore:
             source_hz=self.control_hz, source_steps=np.arange(ep["length"]), metadata={"store": str(self.path)},
         )
 
+    def observations(self, rows) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """The model inputs at ``rows`` (any order, repeats allowed, e.g. a batch padded with its last
+        row): images uint8 ``[n, 2, S, S, 3]``, state float32 ``[n, 8]`` and each row's episode
+        instruction."""
+        rows = np.asarray(rows, np.int64)
+        images = np.stack([self.arrays["images"][int(r)] for r in rows])
+        state = np.asarray(self.arrays["state"].get_orthogonal_selection(rows))
+        ep_idx = np.asarray(self.arrays["episode_index"].get_orthogonal_selection(rows))
+        return images, state, [self.episodes[int(i)]["instruction"] for i in ep_idx]
+
     def first_frames(self, max_episodes: int = 8) -> np.ndarray:
         """uint8 [E, 2, S, S, 3]: the first frame of each camera for up to ``max_episodes`` episodes."""
         starts = [ep["start"] for ep in self.episodes[:max_episodes]]

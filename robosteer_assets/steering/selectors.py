@@ -113,7 +113,6 @@ def run_cma_step(cfg: SelectionConfig, logger, *, store: str, activations: str, 
     episodes = EpisodeStore.open(store)
     act = ActivationStore.open(activations)
     rows = np.asarray(act.group["row"][:])[: cfg.cma.max_examples]
-    ep_idx = np.asarray(episodes.arrays["episode_index"][:])
     actions = np.asarray(episodes.arrays["actions"][:])
     ends = episode_ends(episodes.episodes, episodes.num_steps, str(episodes.path))
     B = cfg.cma.batch_size
@@ -123,9 +122,7 @@ def run_cma_step(cfg: SelectionConfig, logger, *, store: str, activations: str, 
         if len(sel) < B:
             sel = np.concatenate([sel, np.repeat(sel[-1:], B - len(sel))])
         chunks = actions[chunk_indices(sel, mcfg.action_horizon, ends[sel])]
-        images = np.stack([episodes.arrays["images"][int(r)] for r in sel])
-        state = np.asarray(episodes.arrays["state"].get_orthogonal_selection(sel))
-        prompts = [episodes.episodes[int(ep_idx[r])]["instruction"] for r in sel]
+        images, state, prompts = episodes.observations(sel)
         obs, acts = make_training_batch(mcfg, ckpt.tokenizer, ckpt.norm_stats, images, state, prompts, chunks)
         batches.append((obs, jnp.asarray(acts), jax.random.key(cfg.seed + len(batches))))
     loss = jax.jit(lambda p, o, a, r, hn: M.compute_loss(mcfg, p, o, a, r, head_noise=hn).mean())

@@ -45,3 +45,18 @@ def test_chunks_from_a_store_match_the_per_episode_definition(tmp_path):
         for t in range(ep.length):
             want = ep.actions[[min(t + j, ep.length - 1) for j in range(5)]]
             np.testing.assert_array_equal(chunks[store.episodes[i]["start"] + t], want)
+
+
+def test_store_observations_at_rows_in_any_order(tmp_path):
+    write_task(tmp_path / "demos", "pick_cube", 2, T=12, image_size=16, control_hz=6.0, seed=7)
+    ingest_task(tmp_path / "demos" / "pick_cube", tmp_path / "store",
+                IngestConfig(read=ReadConfig(image_size=16), min_episodes=2))
+    store = EpisodeStore.open(tmp_path / "store")
+    second = store.episodes[1]
+    rows = np.array([second["start"] + 1, 0, second["start"] + 1])  # unsorted, repeated (a padded batch)
+    images, state, prompts = store.observations(rows)
+    ep0, ep1 = store.episode(0), store.episode(1)
+    assert images.shape == (3, 2, 16, 16, 3) and images.dtype == np.uint8 and state.shape == (3, 8)
+    np.testing.assert_array_equal(images, np.stack([ep1.images[1], ep0.images[0], ep1.images[1]]))
+    np.testing.assert_array_equal(state, np.stack([ep1.state[1], ep0.state[0], ep1.state[1]]))
+    assert prompts == [ep1.instruction, ep0.instruction, ep1.instruction]
