@@ -5,7 +5,7 @@ For each method a ``training.trainer.Trainer`` is built on the same base checkpo
 and measured: median step time (after compile), XLA ``memory_analysis`` of the compiled step
 (arguments + outputs + temporaries), the loss curve (PNG + JSON under ``--out``) and the number of
 parameters that can change. The paper reports steering/full-LoRA wall time 189/239 = 0.79 (pi0)
-and 185/214 = 0.86 (pi0.5); the issue's target is <= 0.6. Steering never runs SigLIP's backward
+and 185/214 = 0.86 (pi0.5). Steering never runs SigLIP's backward
 nor computes a frozen matrix's weight gradient, but it must run the LLM's whole activation
 backward (the selected heads and the FFN LoRA sit in every layer; the loss reaches the prefix
 only through the K/V the action expert reads), which both methods share. So the script also

@@ -1,4 +1,4 @@
-"""Head scoring benchmark (issue 4): k-NN scores of 144 heads x N rows x head_dim 256 for
+"""Head scoring benchmark: k-NN scores of 144 heads x N rows x head_dim 256 for
 all four k, next to the same FLOPs as one plain matmul (the roofline on this machine)
 and the paper's 12 s; peak RSS at N = 10000.
 

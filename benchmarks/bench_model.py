@@ -1,4 +1,4 @@
-"""Model benchmark (issue 10): capture overhead (forward with per-head capture /
+"""Model benchmark: capture overhead (forward with per-head capture /
 forward without, same batch; target <= 1.05), tiny configs' forward and train-step
 time at batch 8 and 32 (train step = value_and_grad + optax adamw; compute_loss's default
 remat, and without it for comparison), parameter counts; ``--gpu``: the real pi0 config forward in

@@ -1,4 +1,4 @@
-"""Simulated tabletop benchmark (issue 3).
+"""Simulated tabletop benchmark.
 
 1. Scripted-expert success over the 40 grid cells (5 x 8, trial yaw seed 0) for
    each of the six tasks, without cameras (target >= 90 % each).

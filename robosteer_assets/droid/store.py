@@ -24,7 +24,7 @@ or a manifest from another ingest.
 
 Image path: ``image_resize`` names the resize the images went through
 (``common.images.RESIZE_METHOD``, the letterbox serving also applies). A store without it
-(written by the earlier square centre crop) or with another value is *stale*:
+or with another value went through another resize and is *stale*:
 ``EpisodeStore.open`` raises :class:`StaleStoreError` so training never mixes the two image
 paths, and :func:`store_is_current` lets the orchestration re-ingest the task.
 """

@@ -10,8 +10,8 @@ per-sample reads would decode 16x).
 timesteps per epoch, drawn from ``(seed, epoch)``, and batch ``i`` is positions
 ``i*B .. (i+1)*B`` of that endless sequence. So the data position is just the step: a resumed
 run sees exactly the batches an uninterrupted run would. Batch shapes are fixed (no
-partial last batch). :class:`ChunkSampler` (uniform random picks with replacement) is the
-older sampler, kept for the embedded base policy.
+partial last batch). :class:`ChunkSampler` draws uniform random timesteps with replacement
+instead; the training loop does not use it.
 
 Norm stats: from the base checkpoint (openpi's practice when finetuning a released model on
 its own robot, e.g. pi0-DROID) or computed from the demos (``vla.normalize``, openpi format).

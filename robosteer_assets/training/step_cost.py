@@ -12,7 +12,7 @@ What the count shows (``python -m robosteer_assets.training.step_cost``): steeri
 SigLIP's backward (activation and weight gradients) and the weight gradients of every frozen
 matrix; it cannot skip the LLM's activation backward, because the selected heads and the
 feed-forward LoRA sit in every layer and the loss reaches the prefix only through the K/V the
-action expert reads. Measured counts are in the README (issue 5 notes).
+action expert reads. Measured ratios are in the README's benchmark table (``bench_finetune``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Model configs in openpi's variant vocabulary (openpi_facts.md §0, issue 9).
+"""Model configs in openpi's variant vocabulary (openpi_facts.md §0).
 
 A pi0 / pi0.5 config names a Gemma variant for the PaliGemma LLM ("expert 0"), a
 Gemma variant for the action expert ("expert 1"), a SigLIP variant string
@@ -6,18 +6,15 @@ Gemma variant for the action expert ("expert 1"), a SigLIP variant string
 pi05 — with openpi's names and defaults. Our CPU presets are just named
 combinations of these (plus our own small Gemma sizes under new names).
 
-Tiny presets (``pi0_tiny`` / ``pi05_tiny``), sized from jax_cpu_sizing.md: the
-image resolution stays 224 (openpi's), so the prefix length is set by the patch
-size — SigLIP ``mu/32`` gives 7 x 7 = 49 tokens per image (3 images = 147
-tokens) with a 1-block, 32-wide ViT; the LLM keeps 8 query heads / 1 KV head
-(so "head (l, h)" means the same thing as in the 18 x 8 PaliGemma) with 6
-layers = 48 heads; float32 (bf16 brings nothing on this CPU). Widths 128 / 64
-(half of jax_cpu_sizing.md's a_tiny) because the prefix is longer (147 image + 16 / 48
-prompt tokens vs a_tiny's 88): measured with benchmarks/bench_model.py on a quiet moment of
-the shared 2-core box, a train step (value_and_grad + adamw, remat) at batch 8 takes
-0.31 s (pi0_tiny) / 0.42 s (pi05_tiny), the forward 73 / 83 ms; ~2.3 M / 2.5 M params.
-``pi0_micro`` / ``pi05_micro`` (SigLIP mu/56 = 16 tokens per image, 2 layers) are for
-unit tests.
+Tiny presets (``pi0_tiny`` / ``pi05_tiny``), sized from jax_cpu_sizing.md for a CPU:
+112 x 112 images (``image_resolution``; openpi's is 224) through SigLIP ``mu/28``, a
+1-block, 32-wide ViT giving 4 x 4 = 16 tokens per image (3 images = 48 tokens), plus
+16 (pi0) / 48 (pi0.5) prompt tokens; the LLM keeps 8 query heads / 1 KV head (so
+"head (l, h)" means the same thing as in the 18 x 8 PaliGemma) with 6 layers = 48
+heads, widths 128 (LLM) / 64 (action expert), float32 (bf16 brings nothing on a CPU).
+benchmarks/bench_model.py measures their forward and train-step times.
+``pi0_micro`` / ``pi05_micro`` (224 px, SigLIP mu/56 = 16 tokens per image, 2 layers)
+are for unit tests.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def test_plan_reruns_what_changed_and_nothing_when_nothing_did(setup):
     _materialize(defs, inst, overrides, INGEST)
     assert not set(INGEST) & set(_names(plan(defs, inst, TASK, paths)))
 
-    # a store written by the old centre crop (no image_resize attribute) is re-ingested
+    # a store without the image_resize attribute (another image path) is re-ingested
     meta = paths.store(TASK) / "episodes.zarr" / "zarr.json"
     doc = json.loads(meta.read_text())
     del doc["attributes"]["image_resize"]

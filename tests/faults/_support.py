@@ -1,6 +1,6 @@
-"""Helpers for the fault catalogue (issue 8, docs/faults.md).
+"""Helpers for the fault catalogue (docs/faults.md).
 
-A session template data root is built once: two tasks written with the
+A template data root is built once per test session: two tasks written with the
 synthetic DROID writer (``pick_cube``: 4 episodes, ``open_drawer``: 3 episodes,
 12 steps at 6 Hz, 32x32 frames) and both materialised through the real
 ``raw_episodes`` asset. Every test gets a private copy (``project``) with file

@@ -1,4 +1,4 @@
-"""Fixtures for the fault catalogue (issue 8, docs/faults.md); see ``_support``."""
+"""Fixtures for the fault catalogue (docs/faults.md); see ``_support``."""
 
 from __future__ import annotations
 

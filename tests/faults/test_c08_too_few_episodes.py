@@ -1,5 +1,5 @@
 """Case 8: a task with fewer valid episodes than the configured minimum fails
-loudly; the previously materialised store is kept as it was."""
+loudly; the last materialised store is kept unchanged."""
 
 from robosteer_assets.defs import ingest
 from robosteer_assets.droid.layout import TRAJECTORY_FILE

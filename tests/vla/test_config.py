@@ -1,4 +1,4 @@
-"""Configs speak openpi's variant vocabulary; parameter trees equal openpi's (issue 9/10)."""
+"""Configs speak openpi's variant vocabulary; parameter trees equal openpi's."""
 
 import pytest
 
