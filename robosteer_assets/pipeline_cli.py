@@ -174,9 +174,11 @@ def run(task: str, force: bool = False, demos: int = 20, demos_root: Path | None
     paths = _paths()
 
     timings = []
+    due = None  # planned again only after a stage materialised something
     for stage, names in (("inputs", STAGE1), ("task chain", None), ("report", STAGE3)):
-        todo = plan(defs, instance, task, paths, force=force)
-        todo = [k for k in todo if k.to_user_string().split("/")[0] not in skip]
+        if due is None:
+            due = plan(defs, instance, task, paths, force=force)
+        todo = [k for k in due if k.to_user_string().split("/")[0] not in skip]
         if names is not None:
             todo = [k for k in todo if k.to_user_string() in names]
         else:
@@ -185,6 +187,7 @@ def run(task: str, force: bool = False, demos: int = 20, demos_root: Path | None
             log.info("stage %s: nothing to do (everything up to date for task %r)", stage, task)
             continue
         log.info("stage %s: materialising %s", stage, ", ".join(k.to_user_string() for k in todo))
+        due = None
         t0 = time.monotonic()
         selected = {k.to_user_string().split("/")[0] for k in todo} | {k.to_user_string().replace("/", "__") for k in todo}
         partitioned = any(graph.get(k).is_partitioned for k in todo)
