@@ -11,6 +11,7 @@ from robosteer_assets.defs.metadata import md_image, path, table
 from robosteer_assets.defs.partitions import task_partitions
 from robosteer_assets.defs.resources import BaseModel, ProjectPaths
 from robosteer_assets.defs.specs import run_remote
+
 ALL_CELLS = "one_trial_per_grid_cell"
 METHODS = {  # method -> the checkpoint asset it evaluates
     "zero_shot": "base_policy",

@@ -89,7 +89,8 @@ def spec_config(cls: type, resolved: tuple[str, ...] = (), name: str | None = No
     types_ = field_types(cls)
     unknown = set(resolved) - set(types_)
     if unknown:
-        raise TypeError(f"spec_config({cls.__name__}): resolved names no field: {sorted(unknown)}")
+        raise TypeError(f"spec_config({cls.__name__}): resolved: expected field names among {list(types_)}, "
+                        f"found {sorted(unknown)}")
     fields = {}
     for f in dataclasses.fields(cls):
         if f.name in resolved:
