@@ -85,7 +85,8 @@ def with_config_versions(defs, overrides: dict):
         return spec.replace_attributes(
             code_version=f"{spec.code_version}+config-{h}" if spec.code_version else f"config-{h}")
 
-    return dg.Definitions(assets=dg.map_asset_specs(versioned, list(defs.get_repository_def().assets_defs_by_key.values())))
+    assets = list(defs.get_repository_def().assets_defs_by_key.values())
+    return dg.Definitions(assets=dg.map_asset_specs(versioned, assets))
 
 
 def plan(defs, instance, task: str, paths, force: bool = False) -> list:
