@@ -10,8 +10,7 @@ per-sample reads would decode 16x).
 timesteps per epoch, drawn from ``(seed, epoch)``, and batch ``i`` is positions
 ``i*B .. (i+1)*B`` of that endless sequence. So the data position is just the step: a resumed
 run sees exactly the batches an uninterrupted run would. Batch shapes are fixed (no
-partial last batch). :class:`ChunkSampler` draws uniform random timesteps with replacement
-instead; the training loop does not use it.
+partial last batch).
 
 Norm stats: from the base checkpoint (openpi's practice when finetuning a released model on
 its own robot, e.g. pi0-DROID) or computed from the demos (``vla.normalize``, openpi format).
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from robosteer_assets.common.progress import get_logger
+from robosteer_assets.droid.chunks import chunk_indices, episode_ends
 
 log = get_logger("training.data")
 
@@ -41,14 +41,7 @@ class _Arrays:
         self.stores, self.horizon = list(stores), horizon
         self.ends, self.ep_index, self.state, self.actions, self.images = [], [], [], [], []
         for s in self.stores:
-            n = s.num_steps
-            ends = np.full(n, -1, np.int64)
-            for ep in s.episodes:
-                ends[ep["start"]:ep["start"] + ep["length"]] = ep["start"] + ep["length"] - 1
-            if n == 0 or np.any(ends < 0):
-                raise ValueError(f"{getattr(s, 'path', s)}: expected episodes covering all {n} rows "
-                                 f"(attrs.episodes start/length), found gaps or an empty store")
-            self.ends.append(ends)
+            self.ends.append(episode_ends(s.episodes, s.num_steps, str(getattr(s, "path", s))))
             self.ep_index.append(np.asarray(s.arrays["episode_index"][:]))
             self.state.append(np.asarray(s.arrays["state"][:]))
             self.actions.append(np.asarray(s.arrays["actions"][:]))
@@ -61,21 +54,9 @@ class _Arrays:
             si, r = int(si), int(r)
             images.append(self.images[si][r])
             state.append(self.state[si][r])
-            chunks.append(self.actions[si][np.minimum(np.arange(r, r + self.horizon), self.ends[si][r])])
+            chunks.append(self.actions[si][chunk_indices(r, self.horizon, self.ends[si][r])])
             prompts.append(self.stores[si].episodes[int(self.ep_index[si][r])]["instruction"])
         return np.stack(images), np.stack(state), np.stack(chunks), prompts
-
-
-class ChunkSampler(_Arrays):
-    """Random timesteps (with replacement) of several episode stores with their action chunks."""
-
-    def __init__(self, stores, horizon: int, seed: int = 0):
-        super().__init__(stores, horizon)
-        self.rng = np.random.default_rng(seed)
-
-    def batch(self, B: int):
-        """(images uint8 [B,2,S,S,3], state [B,8], action chunks [B,horizon,8], prompts)."""
-        return self.gather(self.index[self.rng.integers(0, len(self.index), B)])
 
 
 class ChunkDataset(_Arrays):

@@ -109,11 +109,6 @@ def is_trainable(path: str, method: str) -> bool:
     return any(re.fullmatch(r, path) for r in RULES[check_method(method)])
 
 
-def trainable_mask(paths: Iterable[str], method: str) -> dict[str, bool]:
-    """(a) the boolean trainable mask per leaf."""
-    return {p: is_trainable(p, method) for p in paths}
-
-
 def selected_head_matrix(cfg: Pi0Config, heads: Iterable[tuple[int, int]]) -> np.ndarray:
     """[L, N] float32 {0, 1}: 1 at the selected (layer, head) pairs."""
     L, N = cfg.num_layers, cfg.num_heads

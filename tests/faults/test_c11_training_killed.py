@@ -47,21 +47,22 @@ def _setup(root: Path) -> None:
     (root / "selected_heads.json").write_text(json.dumps({"heads": [[0, 1], [1, 6]]}))
 
 
-def _spec(root: Path, steps: int) -> Path:
-    spec = {"method": "steering", "base_checkpoint": str(root / "base"), "store": str(root / "store"),
-            "selected_heads": str(root / "selected_heads.json"), "out": str(root / "checkpoints" / "steering"),
-            "steps": steps, "batch_size": 2, "save_interval": 4, "log_interval": 4, "warmup_steps": 2,
-            "peak_lr": 1e-2, "decay_steps": steps, "decay_lr": 1e-3}
+def _spec(root: Path, steps: int) -> list[str]:
+    """The step's command-line arguments: the TrainConfig as JSON plus the resolved paths."""
+    spec = {"method": "steering", "steps": steps, "batch_size": 2, "save_interval": 4, "log_interval": 4,
+            "schedule": {"warmup_steps": 2, "peak_lr": 1e-2, "decay_steps": steps, "decay_lr": 1e-3}}
     path = root / f"spec_{steps}.json"
     path.write_text(json.dumps(spec))
-    return path
+    paths = {"base_checkpoint": root / "base", "store": root / "store", "out": root / "checkpoints" / "steering",
+             "selected_heads": root / "selected_heads.json"}
+    return ["--spec", str(path), *[a for k, v in paths.items() for a in ("--path", f"{k}={v}")]]
 
 
-def _step(spec: Path) -> subprocess.Popen:
+def _step(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
     env.setdefault("ROBOSTEER_JAX_CACHE", str(ROOT / ".cache" / "jax"))
-    return subprocess.Popen([sys.executable, "-m", "robosteer_assets.remote.run_step", "--step", "finetune",
-                             "--spec", str(spec)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "robosteer_assets.remote.run_step", "--step", "finetune", *args],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _summary(stdout: str) -> dict:

@@ -21,15 +21,19 @@ STEPS = 24
 
 
 def _spec(root, out, **kw):
-    return json.dumps({"method": "steering", "base_checkpoint": str(root / "base"), "store": str(root / "store"),
-                       "selected_heads": str(root / "selected_heads.json"), "out": str(out), "steps": STEPS,
-                       "batch_size": 2, "save_interval": 4, "log_interval": 10, "warmup_steps": 2,
-                       "peak_lr": 1e-2, "decay_steps": STEPS, "decay_lr": 1e-3, **kw})
+    """The finetune step's arguments: the TrainConfig as JSON plus the resolved paths."""
+    spec = {"method": "steering", "steps": STEPS, "batch_size": 2, "save_interval": 4, "log_interval": 10,
+            "schedule": {"warmup_steps": 2, "peak_lr": 1e-2, "decay_steps": STEPS, "decay_lr": 1e-3}, **kw}
+    path = out.parent / f"spec_{out.name}.json"
+    path.write_text(json.dumps(spec))
+    paths = {"base_checkpoint": root / "base", "store": root / "store", "out": out,
+             "selected_heads": root / "selected_heads.json"}
+    return ["--spec", str(path), *[a for k, v in paths.items() for a in ("--path", f"{k}={v}")]]
 
 
-def _run(spec, **kw):
-    return subprocess.Popen([PY, "-m", "robosteer_assets.training.run", "--config", spec], env=subprocess_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+def _run(args, **kw):
+    return subprocess.Popen([PY, "-m", "robosteer_assets.remote.run_step", "--step", "finetune", *args],
+                            env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
 @pytest.mark.slow
@@ -48,12 +52,12 @@ def test_killed_run_resumes_to_the_same_parameters(micro):
     again = _run(_spec(root, root / "resumed"))
     out, err = again.communicate(timeout=300)
     assert again.returncode == 0, err[-3000:]
-    summary = json.loads(out.strip().splitlines()[-1])
+    summary = json.loads(out[out.index("{"):])
     assert summary["resumed_from"] is not None and 4 <= summary["resumed_from"] < STEPS
     ref = _run(_spec(root, root / "ref"))  # after the others: its compile comes from the shared cache
     rout, rerr = ref.communicate(timeout=300)
     assert ref.returncode == 0, rerr[-3000:]
-    assert json.loads(rout.strip().splitlines()[-1])["resumed_from"] is None
+    assert json.loads(rout[rout.index("{"):])["resumed_from"] is None
     a, b = load_adapters(root / "ref"), load_adapters(root / "resumed")
     for p in a:
         assert np.array_equal(a[p], b[p]), p

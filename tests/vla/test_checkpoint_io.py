@@ -88,7 +88,7 @@ def test_other_config_fails_with_a_path_by_path_diff(tmp_path):
         load_params(d, get_config("pi0_tiny"))
     msg = str(e.value)
     assert "PaliGemma/llm/layers/attn/q_einsum/w: (2, 8, 64, 16) vs (6, 8, 128, 32)" in msg
-    assert "PaliGemma/img/pos_embedding" in msg and len(msg.splitlines()) < 100
+    assert "PaliGemma/img/embedding/kernel: (56, 56, 3, 32) vs (28, 28, 3, 32)" in msg and len(msg.splitlines()) < 100
     with pytest.raises(CheckpointMismatchError) as e:
         load_params(d, get_config("pi05_micro"))
     assert "time_mlp_in/kernel" in e.value.missing and "state_proj/kernel" in e.value.unexpected

@@ -52,7 +52,7 @@ def test_resize_with_pad_keeps_aspect_and_centres_on_black():
 def test_make_observation_maps_droid_cameras_and_normalises_state(tok_file, name):
     cfg = get_config(name)
     tok = PromptTokenizer.for_model(cfg, tok_file)
-    images, state = _batch()
+    images, state = _batch(S=cfg.vision.resolution)  # at the model's size: no resize
     stats = _stats()
     obs = make_observation(cfg, tok, stats, images, state, PROMPTS)
     assert list(obs.images) == list(IMAGE_KEYS)
@@ -80,12 +80,13 @@ def test_make_observation_maps_droid_cameras_and_normalises_state(tok_file, name
 def test_small_images_are_resized_and_training_actions_round_trip(tok_file):
     cfg = get_config("pi05_tiny")
     tok = PromptTokenizer.for_model(cfg, tok_file)
-    images, state = _batch(S=96)
+    images, state = _batch(S=80)
     stats = _stats()
     rng = np.random.default_rng(5)
     actions = rng.normal(size=(2, cfg.action_horizon, 8))
     obs, a_norm = make_training_batch(cfg, tok, stats, images, state, PROMPTS, actions)
-    assert obs.images["base_0_rgb"].shape == (2, 224, 224, 3)
+    S = cfg.vision.resolution
+    assert obs.images["base_0_rgb"].shape == (2, S, S, 3)
     assert a_norm.shape == (2, cfg.action_horizon, cfg.action_dim) and a_norm.dtype == np.float32
     assert (a_norm[..., 8:] == 0).all()
     np.testing.assert_allclose(a_norm[..., :8], normalize(actions, stats["actions"], True), rtol=1e-5, atol=1e-6)
