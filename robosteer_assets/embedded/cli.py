@@ -55,8 +55,7 @@ def _pretrain(args) -> int:
                   peak_lr=args.peak_lr, augment=args.augment, seed=args.seed)
     res = build_base_policy(args.corpus_root, args.out, cfg)
     rows = res.get("log_rows") or []
-    card = {"command": "robosteer " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1
-            else "robosteer pretrain",
+    card = {"command": " ".join(["robosteer pretrain", *(shlex.quote(a) for a in sys.argv[2:])]),
             "corpus": json.loads(json.dumps(asdict(corpus), default=list)),
             "settings": [s.folder for s in corpus_settings(corpus)],
             "episodes": res["episodes"], "steps_of_data": res["steps_of_data"],
