@@ -36,21 +36,23 @@ def write_card(ckpt_dir: str | os.PathLike, card: dict) -> Path:
     lines = ["# Embedded base policy (pi0_tiny, simulated corpus)", ""]
     if card.get("command"):
         lines += ["Built with:", "", "```bash", card["command"], "```", ""]
-    c = card.get("corpus") or {}
-    if c:
-        lines += ["## Corpus", "",
-                  f"- {card.get('episodes', '?')} successful scripted demonstrations, {card.get('steps_of_data', '?')} "
-                  f"6 Hz steps, {len(card.get('settings', []))} settings (task x object colours)",
-                  f"- held out (never in the corpus): the paper settings of {', '.join(c.get('held_out_tasks', []))}",
-                  f"- variations: {', '.join(c.get('variations', []))}; command noise {c.get('action_noise')} "
-                  f"(AR(1), normalised units), start-pose noise {c.get('home_noise')} rad", ""]
-    t = card.get("train") or {}
-    if t:
-        lines += ["## Training", "",
-                  f"- {card.get('steps', t.get('steps'))} steps, batch {t.get('batch_size')}, AdamW, warmup-cosine "
-                  f"peak lr {t.get('schedule', {}).get('peak_lr')}, augmentation {t.get('augment')}",
-                  f"- wall time {card.get('wall_s', float('nan')) / 60:.1f} min on {card.get('machine', 'this machine')}",
-                  f"- final loss {card.get('final_loss', float('nan')):.4f}", ""]
+    c, t = card.get("corpus") or {}, card.get("train") or {}
+    sections = {
+        "Corpus": c and [
+            f"{card.get('episodes', '?')} successful scripted demonstrations, {card.get('steps_of_data', '?')} 6 Hz "
+            f"steps, {len(card.get('settings', []))} settings (task x object colours)",
+            f"held out (never in the corpus): the paper settings of {', '.join(c.get('held_out_tasks', []))}",
+            f"variations: {', '.join(c.get('variations', []))}; command noise {c.get('action_noise')} (AR(1), "
+            f"normalised units), start-pose noise {c.get('home_noise')} rad"],
+        "Training": t and [
+            f"{card.get('steps', t.get('steps'))} steps, batch {t.get('batch_size')}, AdamW, warmup-cosine peak lr "
+            f"{t.get('schedule', {}).get('peak_lr')}, augmentation {t.get('augment')}",
+            f"wall time {card.get('wall_s', float('nan')) / 60:.1f} min on {card.get('machine', 'this machine')}",
+            f"final loss {card.get('final_loss', float('nan')):.4f}"],
+    }
+    for title, bullets in sections.items():
+        if bullets:
+            lines += [f"## {title}", "", *(f"- {b}" for b in bullets), ""]
     curve = card.get("loss_every") or []
     if curve:
         lines += ["Loss curve (`loss_curve.png` in this folder):", "", "| step | loss |", "|---|---|"]
