@@ -371,8 +371,9 @@ def train(cfg: TrainConfig, base, stores, heads=None, state_dir: str | os.PathLi
                 log.info("%s step %d/%d: loss=%.4f grad_norm=%.4f lr=%.3g step=%.3fs", cfg.method, done, cfg.steps,
                          row["loss"], row["grad_norm"], row["lr"], row["step_s"])
             if state is not None and (done % cfg.save_interval == 0 or done == cfg.steps):
+                # copies of the histories: the save is asynchronous and the loop keeps appending to them
                 state.save(done, tr, opt, {"step": done, "data_seed": cfg.seed, "data_position": done * cfg.batch_size,
-                                           "losses": losses, "log_rows": log_rows, "fingerprint": fp})
+                                           "losses": list(losses), "log_rows": list(log_rows), "fingerprint": fp})
     finally:
         if state is not None:
             state.close()
