@@ -44,19 +44,26 @@ os.environ.setdefault("ROBOSTEER_JAX_CACHE", str(ROOT / ".cache" / "jax"))
 METHODS = ("zero_shot", "full_lora", "steering")
 
 
-def replay_rung(work: Path, task: str, demos: int) -> dict:
-    """Record ``demos`` demos as ``sim_demos`` does, ingest them as ``raw_episodes`` does, replay."""
+def demo_store(work: Path, task: str, demos: int, seed: int, record_cfg=None):
+    """Record ``demos`` scripted demos under ``work/demos`` and ingest them at pi0_tiny's resolution into
+    ``work/store`` (as ``sim_demos`` and ``raw_episodes`` do); returns the EpisodeStore."""
     from robosteer_assets.droid.reader import ReadConfig
     from robosteer_assets.droid.store import EpisodeStore, IngestConfig, ingest_task
-    from robosteer_assets.evaluation.replay import replay_store
-    from robosteer_assets.sim.recorder import record_demos
+    from robosteer_assets.sim.recorder import RecordConfig, record_demos
     from robosteer_assets.vla.config import get_config
 
-    record_demos(task, demos, work / "demos", seed=0)
+    record_demos(task, demos, work / "demos", seed=seed, cfg=record_cfg or RecordConfig())
     res = get_config("pi0_tiny").vision.resolution
     ingest_task(work / "demos" / task, work / "store" / task, IngestConfig(read=ReadConfig(image_size=res),
                                                                          min_episodes=1))
-    rows = replay_store(EpisodeStore.open(work / "store" / task), task)
+    return EpisodeStore.open(work / "store" / task)
+
+
+def replay_rung(work: Path, task: str, demos: int) -> dict:
+    """Record ``demos`` demos as ``sim_demos`` does, ingest them as ``raw_episodes`` does, replay."""
+    from robosteer_assets.evaluation.replay import replay_store
+
+    rows = replay_store(demo_store(work, task, demos, seed=0), task)
     ok = sum(r["success"] for r in rows)
     same = sum(r["first_success_step"] == r["recorded_first_success"] for r in rows)
     print(f"replay   {task:<14} {ok}/{len(rows)} succeed; first success at the recorded step in {same}/{len(rows)}")
@@ -67,23 +74,16 @@ def oracle_rung(work: Path, task: str, demos: int, steps: int, workers: int) -> 
     """pi0_tiny trained on ``task``'s own noisy demos with the base policy's recipe, then the grid."""
     from dataclasses import replace
 
-    from robosteer_assets.droid.reader import ReadConfig
-    from robosteer_assets.droid.store import EpisodeStore, IngestConfig, ingest_task
     from robosteer_assets.embedded.base_policy import BasePolicyConfig, train_base_policy
     from robosteer_assets.embedded.corpus import CorpusConfig
     from robosteer_assets.evaluation.evaluator import PolicySpec, SimEvalConfig, evaluate
-    from robosteer_assets.sim.recorder import RecordConfig, record_demos
+    from robosteer_assets.sim.recorder import RecordConfig
     from robosteer_assets.sim.tasks import all_instructions
-    from robosteer_assets.vla.config import get_config
 
     c = CorpusConfig()
     t0 = time.monotonic()
-    record_demos(task, demos, work / "oracle_demos", seed=500,
-                 cfg=RecordConfig(write_failures=False, action_noise=c.action_noise, home_noise=c.home_noise))
-    res = get_config("pi0_tiny").vision.resolution
-    ingest_task(work / "oracle_demos" / task, work / "oracle_store" / task,
-                IngestConfig(read=ReadConfig(image_size=res), min_episodes=1))
-    store = EpisodeStore.open(work / "oracle_store" / task)
+    store = demo_store(work / "oracle", task, demos, seed=500, record_cfg=RecordConfig(
+        write_failures=False, action_noise=c.action_noise, home_noise=c.home_noise))
     cfg = replace(BasePolicyConfig(), steps=steps, augment="none", save_interval=500)
     out = train_base_policy([store], work / "oracle_ckpt", cfg, instructions=all_instructions())
     rows = evaluate(task, PolicySpec(kind="checkpoint", checkpoint=str(work / "oracle_ckpt")), "oracle",

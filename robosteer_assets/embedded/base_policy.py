@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -116,11 +116,21 @@ def train_base_policy(stores, out_dir: str | os.PathLike, cfg: BasePolicyConfig 
     info = {"kind": "embedded_base_policy", "base_config": json.loads(json.dumps(asdict(cfg), default=list)),
             "episodes": int(sum(s.num_episodes for s in stores)), "steps_of_data": int(sum(s.num_steps for s in stores)),
             "tasks": sorted({s.task for s in stores}), **(extra or {})}
-    from dataclasses import replace
-
     out = finetune(init, stores, out_dir, replace(tcfg, train_state_dir=str(state_dir)), extra=info)
     losses = json.loads((Path(out_dir) / "loss_curve.json").read_text())
     return {**out, **info, "wall_s": round(time.monotonic() - t0, 1), "losses": losses, "path": str(out_dir)}
+
+
+def _open_current(store_dir: Path, episodes: int, resolution: int):
+    """The store at ``store_dir`` if it holds ``episodes`` episodes at ``resolution`` px, else None."""
+    from robosteer_assets.droid.errors import StoreError
+    from robosteer_assets.droid.store import EpisodeStore
+
+    try:
+        store = EpisodeStore.open(store_dir)
+    except StoreError:  # missing, half-written, corrupt or from another image resize
+        return None
+    return store if store.num_episodes == episodes and store.arrays["images"].shape[-2] == resolution else None
 
 
 def corpus_stores(corpus_root: str | os.PathLike, cfg: BasePolicyConfig) -> list:
@@ -136,11 +146,8 @@ def corpus_stores(corpus_root: str | os.PathLike, cfg: BasePolicyConfig) -> list
     stores = []
     for task, eps in dirs.items():
         store_dir = corpus_root / "store" / task
-        try:
-            store = EpisodeStore.open(store_dir)
-            if store.num_episodes != len(eps) or np.asarray(store.arrays["images"].shape)[-2] != res:
-                raise ValueError("stale")
-        except Exception:
+        store = _open_current(store_dir, len(eps), res)
+        if store is None:
             ingest_task(corpus_root / "demos" / task, store_dir,
                         IngestConfig(read=ReadConfig(image_size=res), min_episodes=1))
             store = EpisodeStore.open(store_dir)

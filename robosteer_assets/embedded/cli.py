@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shlex
 import sys
@@ -61,7 +62,7 @@ def _pretrain(args) -> int:
             "episodes": res["episodes"], "steps_of_data": res["steps_of_data"],
             "train": json.loads(json.dumps(asdict(cfg.train_config()), default=list)),
             "steps": cfg.steps, "wall_s": res["wall_s"], "final_loss": res["final_loss"],
-            "machine": f"{platform.machine()} CPU x{__import__('os').cpu_count()}",
+            "machine": f"{platform.machine()} CPU x{os.cpu_count()}",
             "loss_every": [[r["step"], r["loss"]] for r in rows][:: max(1, len(rows) // 20)]}
     zero_shot = {}
     for task in [t for t in args.eval_tasks.split(",") if t]:

@@ -161,6 +161,15 @@ class RandomClient:
         pass
 
 
+def executed_action(a, binarize_gripper: bool = True) -> np.ndarray:
+    """What the simulator executes for a policy's action: joint velocities clipped to [-1, 1], the
+    gripper thresholded at 0.5 (openpi's DROID client) or clipped to [0, 1]."""
+    a = np.asarray(a, np.float64).copy()
+    a[:7] = np.clip(a[:7], -1.0, 1.0)
+    a[7] = float(a[7] > 0.5) if binarize_gripper else float(np.clip(a[7], 0.0, 1.0))
+    return a
+
+
 def trial_noise_seed(seed: int, row: int, col: int) -> int:
     """The policy-noise seed of trial (row, col): fixed by the numbers, not by the worker."""
     return int.from_bytes(hashlib.sha1(f"{seed}/{row}/{col}".encode()).digest()[:4], "little")
@@ -226,12 +235,6 @@ class _Runner:
             frames.append(np.concatenate([obs[EXTERIOR_KEY], obs[WRIST_KEY]], axis=1))
         return obs
 
-    def _action(self, a: np.ndarray) -> np.ndarray:
-        a = np.asarray(a, np.float64).copy()
-        a[:7] = np.clip(a[:7], -1.0, 1.0)
-        a[7] = float(a[7] > 0.5) if self.cfg.binarize_gripper else float(np.clip(a[7], 0.0, 1.0))
-        return a
-
     def run(self, cell: tuple[int, int], run_id: str, method: str, checkpoint_id: str) -> dict:
         cfg, env = self.cfg, self.env
         row, col = cell
@@ -258,7 +261,7 @@ class _Runner:
                 reason = f"bad_action: expected a finite [T, 8] chunk, found shape {chunk.shape}"
                 break
             for a in chunk[: cfg.actions_per_chunk]:
-                env.step(self._action(a))
+                env.step(executed_action(a, cfg.binarize_gripper))
                 steps += 1
                 if frames is not None:
                     ext, wrist = env.render()

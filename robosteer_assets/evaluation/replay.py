@@ -3,7 +3,7 @@
 Each episode of a task's episode store is replayed in the simulator from its recorded
 start state (the ``sim_*`` fields of the episode's DROID metadata: seed, variation, object
 colours, start-pose noise): the stored actions, exactly as the training pipeline reads
-them back, are executed one per 6 Hz step, clipped and with the gripper binarised as the
+them back, are executed one per 6 Hz step through ``evaluator.executed_action``, as the
 sim evaluator executes a policy's actions. A demo that succeeded when recorded must
 succeed again; if not, the recorded action interface and the executed one disagree.
 Episodes recorded with command noise are not replayable by construction (their labels
@@ -30,6 +30,7 @@ def replay_episode(task: str, meta: dict, actions: np.ndarray, post_success_step
                    binarize_gripper: bool = True) -> dict:
     """Replay ``actions`` [T, 8] from the start state recorded in ``meta``; return
     {success, steps, first_success_step, skipped}."""
+    from robosteer_assets.evaluation.evaluator import executed_action
     from robosteer_assets.sim.env import TabletopEnv
 
     if "sim_seed" not in meta:
@@ -42,10 +43,7 @@ def replay_episode(task: str, meta: dict, actions: np.ndarray, post_success_step
         env.reset(cell=None, seed=int(meta["sim_seed"]), home_noise=float(meta.get("sim_home_noise", 0.0)))
         first, steps = None, 0
         for a in np.asarray(actions, np.float64):
-            a = a.copy()
-            a[:7] = np.clip(a[:7], -1.0, 1.0)
-            a[7] = float(a[7] > 0.5) if binarize_gripper else float(np.clip(a[7], 0.0, 1.0))
-            env.step(a)
+            env.step(executed_action(a, binarize_gripper))
             steps += 1
             if first is None and env.success():
                 first = steps

@@ -203,10 +203,11 @@ def record_demos(task: str, n: int, out_dir: str | os.PathLike, seed: int = 0, v
             progress.update(1, steps=rec.num_steps)
         else:
             failures += 1
+            kept = cfg.write_failures and sink is None
             log.warning("sim demos %s: attempt %d (seed %d) failed after %d steps%s",
                         task, attempt, episode_seed(seed, attempt), rec.num_steps,
-                        "" if sink else "; written under failure/")
-            if cfg.write_failures and sink is None:
+                        "; written under failure/" if kept else "")
+            if kept:
                 write_episode(episode_dir_for(out_dir, folder, uuid, success=False), rec)
     if len(out) < n:
         raise RuntimeError(f"sim demos {task} ({variation}): only {len(out)} of {n} demos succeeded in "

@@ -47,13 +47,9 @@ from robosteer_assets.training.optimizer import OptimizerConfig, ScheduleConfig
 
 log = get_logger("training")
 
-def _augments() -> dict:
-    from robosteer_assets.vla.augment import AugmentConfig
-
-    return {"none": None, "openpi": AugmentConfig(), "color": AugmentConfig(crop_scale=1.0, max_rotation_deg=0.0)}
+AUGMENTS = ("none", "color", "openpi")  # TrainConfig.augment: none, colour jitter only, openpi's full set
 
 
-AUGMENTS = _augments()
 FSDP_MIN_BYTES = 4 * 2**20  # openpi: parameters under 4 MiB are replicated
 STATE_FORMAT = 1
 
@@ -92,11 +88,15 @@ class TrainConfig:
         if self.norm_stats not in NORM_STATS_SOURCES:
             raise ValueError(f"TrainConfig.norm_stats: expected one of {NORM_STATS_SOURCES}, found {self.norm_stats!r}")
         if self.augment not in AUGMENTS:
-            raise ValueError(f"TrainConfig.augment: expected one of {tuple(AUGMENTS)}, found {self.augment!r}")
+            raise ValueError(f"TrainConfig.augment: expected one of {AUGMENTS}, found {self.augment!r}")
 
     def augment_config(self):
         """The ``vla.augment.AugmentConfig`` of ``augment`` (None: no augmentation)."""
-        return AUGMENTS[self.augment]
+        from robosteer_assets.vla.augment import AugmentConfig
+
+        if self.augment == "none":
+            return None
+        return AugmentConfig() if self.augment == "openpi" else AugmentConfig(crop_scale=1.0, max_rotation_deg=0.0)
 
     def to_dict(self) -> dict:
         return asdict(self)
