@@ -50,6 +50,7 @@ class BasePolicyConfig:
     end_lr: float = 1e-5
     seed: int = 0
     augment: str = "color"
+    object_aux_weight: float = 0.0  # training.trainer's object-position probe (the corpus is simulated)
     save_interval: int = 250
     log_interval: int = 50
     rebuild: bool = False  # pretrain from scratch into the data root instead of installing the shipped base
@@ -68,7 +69,8 @@ class BasePolicyConfig:
                                                    peak_lr=self.peak_lr, decay_steps=self.steps,
                                                    decay_lr=self.end_lr),
                            log_interval=self.log_interval, save_interval=self.save_interval,
-                           norm_stats="checkpoint", augment=self.augment)
+                           norm_stats="checkpoint", augment=self.augment,
+                           object_aux_weight=self.object_aux_weight)
 
 
 def work_dir(out_dir: str | os.PathLike) -> Path:

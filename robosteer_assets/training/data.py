@@ -12,6 +12,11 @@ timesteps per epoch, drawn from ``(seed, epoch)``, and batch ``i`` is positions
 run sees exactly the batches an uninterrupted run would. Batch shapes are fixed (no
 partial last batch).
 
+Object targets (pretraining in simulation only): each episode's recorded start placement
+(``sim_placement`` in its DROID metadata: the task's main object, and the second object
+where the task has one) as ``[main x, main y, other x, other y]`` in metres with a mask,
+for the auxiliary object-position objective of ``training.trainer``.
+
 Norm stats: from the base checkpoint (openpi's practice when finetuning a released model on
 its own robot, e.g. pi0-DROID) or computed from the demos (``vla.normalize``, openpi format).
 """
@@ -19,6 +24,7 @@ its own robot, e.g. pi0-DROID) or computed from the demos (``vla.normalize``, op
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -47,6 +53,15 @@ class _Arrays:
             self.actions.append(np.asarray(s.arrays["actions"][:]))
             self.images.append(np.asarray(s.arrays["images"][:]))
         self.index = np.array([(si, r) for si, s in enumerate(self.stores) for r in range(s.num_steps)], np.int64)
+        self._objects: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    def object_targets(self, picks) -> tuple[np.ndarray, np.ndarray]:
+        """``([B, 4] object xy in metres, [B, 4] mask)`` of each picked row's episode."""
+        if self._objects is None:
+            self._objects = [episode_object_targets(s) for s in self.stores]
+        t = np.stack([self._objects[int(si)][0][int(self.ep_index[si][r])] for si, r in picks])
+        m = np.stack([self._objects[int(si)][1][int(self.ep_index[si][r])] for si, r in picks])
+        return t, m
 
     def gather(self, picks) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
         images, state, chunks, prompts = [], [], [], []
@@ -88,6 +103,10 @@ class ChunkDataset(_Arrays):
         """Batch number ``step``: (images, state, chunks, prompts), always ``batch_size`` examples."""
         return self.gather(self.index[self.positions(step)])
 
+    def object_targets_at(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """The object targets of batch number ``step`` (same rows as ``batch_at(step)``)."""
+        return self.object_targets(self.index[self.positions(step)])
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -97,6 +116,37 @@ class DataConfig:
         if self.norm_stats not in NORM_STATS_SOURCES:
             raise ValueError(f"DataConfig.norm_stats: expected one of {NORM_STATS_SOURCES}, "
                              f"found {self.norm_stats!r}")
+
+
+OBJECT_TARGET_DIM = 4  # main object xy, second object xy
+
+
+def episode_object_targets(store) -> tuple[np.ndarray, np.ndarray]:
+    """Per-episode ``([E, 4] xy of the main / second object in metres, [E, 4] mask)`` from the
+    ``sim_placement`` of each episode's DROID metadata. Raises naming the episode when a
+    metadata file has no simulator placement (real-robot demos carry none)."""
+    import json
+
+    from robosteer_assets.droid.layout import metadata_path
+    from robosteer_assets.sim.objects import DISTRACTORS
+
+    distractors = {d[0] for d in DISTRACTORS}
+    targets = np.zeros((store.num_episodes, OBJECT_TARGET_DIM), np.float32)
+    mask = np.zeros_like(targets)
+    for i, ep in enumerate(store.episodes):
+        path = metadata_path(Path(ep["path"]))
+        meta = json.loads(path.read_text()) if path is not None else {}
+        placement = meta.get("sim_placement")
+        if not isinstance(placement, dict) or not isinstance(placement.get("objects"), dict):
+            raise ValueError(f"{path or ep['path']}: field 'sim_placement.objects' (the objects' start poses) "
+                             f"expected for the object-position objective, which needs simulated demos; "
+                             f"found keys {sorted(meta)}")
+        # the main object first, then the task's second object; distractors are not targets
+        poses = [pose for name, pose in placement["objects"].items() if name not in distractors][:2]
+        for j, pose in enumerate(poses):
+            targets[i, 2 * j: 2 * j + 2] = pose[:2]
+            mask[i, 2 * j: 2 * j + 2] = 1.0
+    return targets, mask
 
 
 def demo_norm_stats(stores) -> dict:

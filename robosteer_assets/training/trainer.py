@@ -9,7 +9,13 @@ vision encoder gets no backward pass at all. Frozen leaves are cast to the confi
 (bf16 for the real models, as openpi); trainable ones stay float32.
 
 Loss: the base model's flow-matching loss (``vla.model.compute_loss``, mean over batch and
-horizon). Optimizer: ``training.optimizer`` (mask -> clip -> AdamW -> mask). Per step rng:
+horizon). Pretraining in simulation may add an auxiliary object-position objective
+(``object_aux_weight``): a linear probe from the SigLIP tokens of the exterior and wrist
+images to the start xy of the task's objects (``training.data.episode_object_targets``).
+Flow matching alone rewards reading the object's position from the pixels only on the few
+frames where the joint state does not already imply the motion, so a small policy learns to
+lean on the state; the probe makes the image tokens carry the position. The probe is
+training-only: it is not part of the exported checkpoint, which keeps openpi's tree. Optimizer: ``training.optimizer`` (mask -> clip -> AdamW -> mask). Per step rng:
 ``fold_in(key(seed), step)``; data: ``training.data.ChunkDataset.batch_at(step)`` — both pure
 functions of the step, so a resumed run equals an uninterrupted one.
 
@@ -52,6 +58,7 @@ AUGMENTS = ("none", "color", "openpi")  # TrainConfig.augment: none, colour jitt
 
 FSDP_MIN_BYTES = 4 * 2**20  # openpi: parameters under 4 MiB are replicated
 STATE_FORMAT = 1
+OBJECT_PROBE = "object_probe"  # the training-only probe's subtree in the trainable parameters
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,7 @@ class TrainConfig:
     norm_stats: str = "checkpoint"  # or "demos"
     full_lora_init_b: str = "normal"  # openpi's LoRA init for the baseline
     augment: str = "none"  # "openpi" (crop / rotate / colour jitter), "color" (jitter only) or "none"
+    object_aux_weight: float = 0.0  # weight of the object-position probe loss (method "pretrain" on sim demos)
 
     def __post_init__(self):
         for name, cls in (("schedule", ScheduleConfig), ("optimizer", OptimizerConfig)):
@@ -87,6 +95,11 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name}: expected >= 1, found {getattr(self, name)}")
         if self.norm_stats not in NORM_STATS_SOURCES:
             raise ValueError(f"TrainConfig.norm_stats: expected one of {NORM_STATS_SOURCES}, found {self.norm_stats!r}")
+        if self.object_aux_weight < 0:
+            raise ValueError(f"TrainConfig.object_aux_weight: expected >= 0, found {self.object_aux_weight}")
+        if self.object_aux_weight > 0 and self.method != "pretrain":
+            raise ValueError(f"TrainConfig.object_aux_weight: the object-position objective trains the vision "
+                             f"tower, so it needs method 'pretrain'; found method {self.method!r}")
         if self.augment not in AUGMENTS:
             raise ValueError(f"TrainConfig.augment: expected one of {AUGMENTS}, found {self.augment!r}")
 
@@ -187,6 +200,13 @@ class Trainer:
         if cfg.batch_size % n_dev:
             raise ValueError(f"TrainConfig.batch_size={cfg.batch_size} must be divisible by the device count {n_dev}")
         train_np = M.unflatten({p: np.asarray(flat[p], np.float32) for p in self.train_paths})
+        self.object_aux = cfg.object_aux_weight > 0
+        if self.object_aux:
+            from robosteer_assets.training.data import OBJECT_TARGET_DIM
+
+            n_feat = 2 * base.cfg.vision.num_patches * base.cfg.llm.width
+            train_np[OBJECT_PROBE] = {"kernel": np.zeros((n_feat, OBJECT_TARGET_DIM), np.float32),
+                                      "bias": np.zeros(OBJECT_TARGET_DIM, np.float32)}
         frozen_np = M.unflatten({p: np.asarray(v).astype(frozen_dtype) for p, v in flat.items()
                                  if p not in set(self.train_paths)})
         fs, mb = cfg.fsdp_devices, cfg.fsdp_min_bytes
@@ -206,12 +226,19 @@ class Trainer:
         augment = cfg.augment_config()
         key = jax.random.key(cfg.seed)
 
-        def loss_fn(tr, frozen, obs, actions, rng):
-            return M.compute_loss(lcfg, _deep_merge(frozen, tr), obs, actions, rng, train=True, remat=remat,
-                                  augment=augment).mean()
+        aux_weight = cfg.object_aux_weight
 
-        def step(tr, opt, frozen, obs, actions, i):
-            loss, grads = jax.value_and_grad(loss_fn)(tr, frozen, obs, actions, jax.random.fold_in(key, i))
+        def loss_fn(tr, frozen, obs, actions, objects, rng):
+            params = _deep_merge(frozen, {k: v for k, v in tr.items() if k != OBJECT_PROBE})
+            flow = M.compute_loss(lcfg, params, obs, actions, rng, train=True, remat=remat, augment=augment).mean()
+            if not aux_weight:
+                return flow, (flow, jnp.zeros(()))
+            aux = object_probe_loss(lcfg, params, tr[OBJECT_PROBE], obs, *objects)
+            return flow + aux_weight * aux, (flow, aux)
+
+        def step(tr, opt, frozen, obs, actions, objects, i):
+            (_, (loss, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+                tr, frozen, obs, actions, objects, jax.random.fold_in(key, i))
             if mask_tree is not None:
                 from robosteer_assets.training.optimizer import apply_masks
 
@@ -220,10 +247,10 @@ class Trainer:
                 gnorm = optax_global_norm(grads)
             updates, opt = tx.update(grads, opt, tr)
             tr = jax.tree_util.tree_map(lambda a, u: (a + u).astype(a.dtype), tr, updates)
-            return tr, opt, {"loss": loss, "grad_norm": gnorm}
+            return tr, opt, {"loss": loss, "grad_norm": gnorm, "object_loss": aux}
 
         self._step = jax.jit(step, in_shardings=(self.train_sh, self.opt_sh, self.frozen_sh, self.data_sh,
-                                                 self.data_sh, self.repl),
+                                                 self.data_sh, self.data_sh, self.repl),
                              out_shardings=(self.train_sh, self.opt_sh, self.repl), donate_argnums=(0, 1))
         self._init_opt = jax.jit(tx.init, in_shardings=(self.train_sh,), out_shardings=self.opt_sh)
 
@@ -248,18 +275,36 @@ class Trainer:
 
         return jax.device_put(obs, self.data_sh), jax.device_put(np.asarray(actions, np.float32), self.data_sh)
 
-    def step(self, tr, opt, obs, actions, i: int):
+    def put_objects(self, targets, mask):
+        """Normalised object targets and their mask for the step (``object_aux_weight`` > 0)."""
+        import jax
+
+        return jax.device_put((np.asarray(targets, np.float32), np.asarray(mask, np.float32)), self.data_sh)
+
+    def _no_objects(self, actions):
         import jax.numpy as jnp
 
-        return self._step(tr, opt, self.frozen, obs, actions, jnp.int32(i))
+        from robosteer_assets.training.data import OBJECT_TARGET_DIM
+
+        z = jnp.zeros((actions.shape[0], OBJECT_TARGET_DIM), jnp.float32)
+        return z, z
+
+    def step(self, tr, opt, obs, actions, i: int, objects=None):
+        """One optimizer step. ``objects``: ``put_objects(...)`` when the object-position objective is on."""
+        import jax.numpy as jnp
+
+        if self.object_aux and objects is None:
+            raise ValueError("TrainConfig.object_aux_weight > 0: the step needs the batch's object targets")
+        objects = objects if objects is not None else self._no_objects(actions)
+        return self._step(tr, opt, self.frozen, obs, actions, objects, jnp.int32(i))
 
     def lower_step(self, obs, actions):
         """The lowered step for ``cost/memory_analysis`` (benchmarks)."""
-        import jax
         import jax.numpy as jnp
 
         a = self.abstract_state()
-        return self._step.lower(a["params"], a["opt_state"], self.frozen, obs, actions, jnp.int32(0))
+        return self._step.lower(a["params"], a["opt_state"], self.frozen, obs, actions, self._no_objects(actions),
+                                jnp.int32(0))
 
     def final_flat(self, tr) -> dict:
         import jax
@@ -267,8 +312,24 @@ class Trainer:
         from robosteer_assets.vla import model as M
 
         out = {p: np.asarray(v, np.float32) for p, v in M.flatten(jax.device_get(self.frozen)).items()}
-        out.update({p: np.asarray(v) for p, v in M.flatten(jax.device_get(tr)).items()})
+        out.update({p: np.asarray(v) for p, v in M.flatten(jax.device_get(
+            {k: v for k, v in tr.items() if k != OBJECT_PROBE})).items()})
         return out
+
+
+def object_probe_loss(cfg, params, probe, obs, targets, mask):
+    """Masked mean squared error of the linear probe from the exterior and wrist images' SigLIP
+    tokens (``[B, 2 * n_patches * D0]``) to the normalised object targets ``[B, 4]``."""
+    import jax.numpy as jnp
+
+    from robosteer_assets.vla.config import IMAGE_KEYS
+    from robosteer_assets.vla.siglip import embed_image
+
+    B = targets.shape[0]
+    feats = jnp.concatenate([embed_image(cfg, params["PaliGemma"]["img"], obs.images[k]).reshape(B, -1)
+                             for k in IMAGE_KEYS[:2]], axis=-1).astype(jnp.float32)
+    pred = feats @ probe["kernel"] + probe["bias"]
+    return jnp.sum(mask * (pred - targets) ** 2) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
 def optax_global_norm(tree):
@@ -349,27 +410,32 @@ def train(cfg: TrainConfig, base, stores, heads=None, state_dir: str | os.PathLi
         log.info("%s: resumed from step %d of %d", cfg.method, start, cfg.steps)
     if tr is None:
         tr, opt = trainer.initial_state()
+    objects = ObjectTargetScale.of(data) if trainer.object_aux else None
     step_times, window = [], []
     try:
         for i in range(start, cfg.steps):
             raise_if_cancelled(f"{cfg.method} finetuning")
             obs, acts = trainer.put_batch(*model_batch(trainer.lcfg, base.tokenizer, norm_stats, data.batch_at(i)))
+            obj = trainer.put_objects(*objects.batch(data, i)) if objects is not None else None
             ts = time.monotonic()
-            tr, opt, info = trainer.step(tr, opt, obs, acts, i)
-            loss, gnorm = float(info["loss"]), float(info["grad_norm"])
+            tr, opt, info = trainer.step(tr, opt, obs, acts, i, obj)
+            loss, gnorm, oloss = float(info["loss"]), float(info["grad_norm"]), float(info["object_loss"])
             dt = time.monotonic() - ts
             step_times.append(dt)
             losses.append(loss)
-            window.append((loss, gnorm, dt))
+            window.append((loss, gnorm, dt, oloss))
             done = i + 1
             if done % cfg.log_interval == 0 or i == start or done == cfg.steps:
                 w = np.array(window)
                 row = {"step": done, "loss": float(w[:, 0].mean()), "grad_norm": float(w[:, 1].mean()),
                        "lr": float(trainer.lr(i)), "step_s": float(np.median(w[:, 2]))}
+                if objects is not None:  # the probe's error in metres (root mean square)
+                    row["object_rmse_m"] = float(np.sqrt(w[:, 3].mean()) * objects.scale)
                 log_rows.append(row)
                 window = []
-                log.info("%s step %d/%d: loss=%.4f grad_norm=%.4f lr=%.3g step=%.3fs", cfg.method, done, cfg.steps,
-                         row["loss"], row["grad_norm"], row["lr"], row["step_s"])
+                log.info("%s step %d/%d: loss=%.4f grad_norm=%.4f lr=%.3g step=%.3fs%s", cfg.method, done, cfg.steps,
+                         row["loss"], row["grad_norm"], row["lr"], row["step_s"],
+                         f" object_rmse={row['object_rmse_m'] * 100:.1f}cm" if objects is not None else "")
             if state is not None and (done % cfg.save_interval == 0 or done == cfg.steps):
                 # copies of the histories: the save is asynchronous and the loop keeps appending to them
                 state.save(done, tr, opt, {"step": done, "data_seed": cfg.seed, "data_position": done * cfg.batch_size,
@@ -379,6 +445,29 @@ def train(cfg: TrainConfig, base, stores, heads=None, state_dir: str | os.PathLi
             state.close()
     return {"trainer": trainer, "final_flat": trainer.final_flat(tr), "losses": losses, "log_rows": log_rows,
             "norm_stats": norm_stats, "resumed_from": resumed_from, "step_times": step_times}
+
+
+@dataclass(frozen=True)
+class ObjectTargetScale:
+    """Centre (metres) and one scale of the object targets, from every episode of the run's data,
+    so the probe regresses unit-scale values."""
+
+    center: tuple[float, float]
+    scale: float
+
+    @classmethod
+    def of(cls, data) -> "ObjectTargetScale":
+        from robosteer_assets.training.data import episode_object_targets
+
+        xy = np.concatenate([t.reshape(-1, 2)[m.reshape(-1, 2)[:, 0] > 0]
+                             for t, m in (episode_object_targets(s) for s in data.stores)])
+        center = xy.mean(0)
+        return cls((float(center[0]), float(center[1])), float(max(xy.std(), 1e-3)))
+
+    def batch(self, data, step: int) -> tuple[np.ndarray, np.ndarray]:
+        t, m = data.object_targets_at(step)
+        c = np.tile(np.asarray(self.center, np.float32), 2)
+        return ((t - c) / self.scale * m).astype(np.float32), m
 
 
 def default_state_dir(out_dir: str | os.PathLike) -> Path:

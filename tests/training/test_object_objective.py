@@ -1,0 +1,84 @@
+"""The pretraining's auxiliary object-position objective: targets from the episodes' simulator
+metadata, a probe that learns, and a checkpoint that keeps openpi's tree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robosteer_assets.training.trainer import OBJECT_PROBE, TrainConfig
+
+
+def _store_with_placements(root: Path, placements: list[dict] | None):
+    from robosteer_assets.droid import synthetic
+    from robosteer_assets.droid.layout import find_episode_dirs, metadata_path
+    from robosteer_assets.droid.reader import ReadConfig
+    from robosteer_assets.droid.store import EpisodeStore, IngestConfig, ingest_task
+
+    synthetic.write_task(root / "demos", "pick_cube", n=4, T=10, image_size=32, control_hz=6.0)
+    if placements is not None:
+        for d, placement in zip(find_episode_dirs(root / "demos" / "pick_cube"), placements):
+            meta_file = metadata_path(d)
+            meta = json.loads(meta_file.read_text())
+            meta_file.write_text(json.dumps({**meta, "sim_placement": placement}))
+    ingest_task(root / "demos" / "pick_cube", root / "store", IngestConfig(read=ReadConfig(image_size=32),
+                                                                            min_episodes=2))
+    return EpisodeStore.open(root / "store")
+
+
+def _placement(x, y, other=None):
+    objects = {"red_cube": [x, y, 0.3], "yellow_block": [0.9, 0.9, 0.0]}  # a distractor is never a target
+    if other is not None:
+        objects["red_bowl"] = [*other, 0.0]
+    return {"cell": None, "seed": 0, "x": x, "y": y, "yaw": 0.3, "objects": objects}
+
+
+def test_targets_come_from_the_episode_metadata(tmp_path):
+    from robosteer_assets.training.data import episode_object_targets
+
+    placements = [_placement(0.5, -0.1), _placement(0.6, 0.1, other=(0.45, 0.2)), _placement(0.55, 0.0),
+                  _placement(0.4, 0.05)]
+    store = _store_with_placements(tmp_path, placements)
+    targets, mask = episode_object_targets(store)
+    by_uuid = {}
+    for ep, t, m in zip(store.episodes, targets, mask):
+        by_uuid[ep["uuid"]] = (t, m)
+    got = sorted((tuple(np.round(t, 3)), tuple(m)) for t, m in by_uuid.values())
+    assert ((0.6, 0.1, 0.45, 0.2), (1, 1, 1, 1)) in got
+    assert ((0.5, -0.1, 0.0, 0.0), (1, 1, 0, 0)) in got
+    assert all(0.9 not in t for t, _ in got)
+
+
+def test_demos_without_a_placement_are_refused_by_name(tmp_path):
+    from robosteer_assets.training.data import episode_object_targets
+
+    store = _store_with_placements(tmp_path, None)
+    with pytest.raises(ValueError, match=r"metadata_.*\.json: field 'sim_placement.objects'"):
+        episode_object_targets(store)
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="object_aux_weight: expected >= 0"):
+        TrainConfig(method="pretrain", object_aux_weight=-1.0)
+    with pytest.raises(ValueError, match="needs method 'pretrain'"):
+        TrainConfig(method="steering", object_aux_weight=1.0)
+
+
+def test_probe_learns_and_stays_out_of_the_checkpoint(tmp_path, micro):
+    from robosteer_assets.training.optimizer import ScheduleConfig
+    from robosteer_assets.training.trainer import finetune
+    from robosteer_assets.vla.checkpoint import load_checkpoint
+
+    root, _ = micro
+    rng = np.random.default_rng(0)
+    store = _store_with_placements(tmp_path, [_placement(*rng.uniform(0.3, 0.7, 2)) for _ in range(4)])
+    cfg = TrainConfig(method="pretrain", steps=40, batch_size=8, log_interval=10, object_aux_weight=1.0,
+                      schedule=ScheduleConfig(warmup_steps=5, peak_lr=3e-3, decay_steps=40, decay_lr=3e-4))
+    out = finetune(root / "base", [store], tmp_path / "out", cfg)
+    rmse = [r["object_rmse_m"] for r in out["log_rows"]]
+    assert rmse[-1] < 0.5 * rmse[0], rmse
+    loaded = load_checkpoint(tmp_path / "out")  # validates the tree against the config: no probe leaves
+    assert OBJECT_PROBE not in loaded.params
