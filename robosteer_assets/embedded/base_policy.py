@@ -51,6 +51,8 @@ class BasePolicyConfig:
     seed: int = 0
     augment: str = "color"
     object_aux_weight: float = 0.0  # training.trainer's object-position probe (the corpus is simulated)
+    start_frames: int = 0  # start oversampling (training.data): the first steps of each episode ...
+    start_repeats: int = 1  # ... this many times per epoch
     save_interval: int = 250
     log_interval: int = 50
     rebuild: bool = False  # pretrain from scratch into the data root instead of installing the shipped base
@@ -70,7 +72,8 @@ class BasePolicyConfig:
                                                    decay_lr=self.end_lr),
                            log_interval=self.log_interval, save_interval=self.save_interval,
                            norm_stats="checkpoint", augment=self.augment,
-                           object_aux_weight=self.object_aux_weight)
+                           object_aux_weight=self.object_aux_weight, start_frames=self.start_frames,
+                           start_repeats=self.start_repeats)
 
 
 def work_dir(out_dir: str | os.PathLike) -> Path:

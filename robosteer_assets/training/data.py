@@ -13,9 +13,15 @@ run sees exactly the batches an uninterrupted run would. Batch shapes are fixed 
 partial last batch).
 
 Object targets (pretraining in simulation only): each episode's recorded start placement
-(``sim_placement`` in its DROID metadata: the task's main object, and the second object
-where the task has one) as ``[main x, main y, other x, other y]`` in metres with a mask,
-for the auxiliary object-position objective of ``training.trainer``.
+(``sim_placement`` in its DROID metadata) as ``[main x, main y, cos k yaw, sin k yaw,
+other x, other y]`` with a mask, for the auxiliary object-position objective of
+``training.trainer``: positions in metres, the main object's yaw modulo its symmetry
+(k = 4 for a cube, 2 for a marker, 1 for a mug; masked for round objects, whose yaw is
+invisible), the second object where the task has one.
+
+Start oversampling (``start_frames``, ``start_repeats``): the first steps of each episode
+appear ``start_repeats`` times per epoch. At an episode's start the arm has not moved yet,
+so only the images say where the object is; these few frames decide the first chunk.
 
 Norm stats: from the base checkpoint (openpi's practice when finetuning a released model on
 its own robot, e.g. pi0-DROID) or computed from the demos (``vla.normalize``, openpi format).
@@ -77,10 +83,18 @@ class _Arrays:
 class ChunkDataset(_Arrays):
     """Seeded epoch permutations; ``batch_at(step)`` is a pure function of (seed, step)."""
 
-    def __init__(self, stores, horizon: int, batch_size: int, seed: int = 0):
+    def __init__(self, stores, horizon: int, batch_size: int, seed: int = 0, start_frames: int = 0,
+                 start_repeats: int = 1):
         super().__init__(stores, horizon)
         if batch_size < 1:
             raise ValueError(f"batch_size: expected >= 1, found {batch_size}")
+        if start_frames < 0 or start_repeats < 1:
+            raise ValueError(f"start oversampling: expected start_frames >= 0 and start_repeats >= 1, found "
+                             f"{start_frames} and {start_repeats}")
+        if start_frames and start_repeats > 1:
+            extra = [(si, r) for si, s in enumerate(self.stores) for ep in s.episodes
+                     for r in range(ep["start"], ep["start"] + min(start_frames, ep["length"]))]
+            self.index = np.concatenate([self.index, np.array(extra * (start_repeats - 1), np.int64).reshape(-1, 2)])
         self.batch_size, self.seed = batch_size, seed
         self._perms: dict[int, np.ndarray] = {}
 
@@ -118,7 +132,14 @@ class DataConfig:
                              f"found {self.norm_stats!r}")
 
 
-OBJECT_TARGET_DIM = 4  # main object xy, second object xy
+OBJECT_TARGET_DIM = 6  # main object xy, main object (cos k yaw, sin k yaw), second object xy
+# yaw symmetry order by object name: a cube looks the same every quarter turn, a marker every half
+YAW_SYMMETRY = (("cube", 4), ("marker", 2), ("mug", 1))
+
+
+def yaw_symmetry(name: str) -> int:
+    """k such that the object ``name`` looks the same after a turn of 2 pi / k; 0 when round."""
+    return next((k for key, k in YAW_SYMMETRY if key in name), 0)
 
 
 def episode_object_targets(store) -> tuple[np.ndarray, np.ndarray]:
@@ -142,10 +163,14 @@ def episode_object_targets(store) -> tuple[np.ndarray, np.ndarray]:
                              f"expected for the object-position objective, which needs simulated demos; "
                              f"found keys {sorted(meta)}")
         # the main object first, then the task's second object; distractors are not targets
-        poses = [pose for name, pose in placement["objects"].items() if name not in distractors][:2]
-        for j, pose in enumerate(poses):
-            targets[i, 2 * j: 2 * j + 2] = pose[:2]
-            mask[i, 2 * j: 2 * j + 2] = 1.0
+        named = [(name, pose) for name, pose in placement["objects"].items() if name not in distractors][:2]
+        for j, (name, pose) in enumerate(named):
+            targets[i, 4 * j: 4 * j + 2] = pose[:2]
+            mask[i, 4 * j: 4 * j + 2] = 1.0
+            k = yaw_symmetry(name)
+            if j == 0 and k:
+                targets[i, 2:4] = np.cos(k * pose[2]), np.sin(k * pose[2])
+                mask[i, 2:4] = 1.0
     return targets, mask
 
 

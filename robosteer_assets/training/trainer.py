@@ -84,6 +84,8 @@ class TrainConfig:
     full_lora_init_b: str = "normal"  # openpi's LoRA init for the baseline
     augment: str = "none"  # "openpi" (crop / rotate / colour jitter), "color" (jitter only) or "none"
     object_aux_weight: float = 0.0  # weight of the object-position probe loss (method "pretrain" on sim demos)
+    start_frames: int = 0  # the first steps of each episode ...
+    start_repeats: int = 1  # ... appear this many times per epoch (training.data start oversampling)
 
     def __post_init__(self):
         for name, cls in (("schedule", ScheduleConfig), ("optimizer", OptimizerConfig)):
@@ -95,6 +97,9 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name}: expected >= 1, found {getattr(self, name)}")
         if self.norm_stats not in NORM_STATS_SOURCES:
             raise ValueError(f"TrainConfig.norm_stats: expected one of {NORM_STATS_SOURCES}, found {self.norm_stats!r}")
+        if self.start_frames < 0 or self.start_repeats < 1:
+            raise ValueError(f"TrainConfig.start_frames / start_repeats: expected >= 0 / >= 1, found "
+                             f"{self.start_frames} / {self.start_repeats}")
         if self.object_aux_weight < 0:
             raise ValueError(f"TrainConfig.object_aux_weight: expected >= 0, found {self.object_aux_weight}")
         if self.object_aux_weight > 0 and self.method != "pretrain":
@@ -392,7 +397,8 @@ def train(cfg: TrainConfig, base, stores, heads=None, state_dir: str | os.PathLi
 
     trainer = Trainer(cfg, base, heads, devices)
     norm_stats = resolve_norm_stats(DataConfig(cfg.norm_stats), base.norm_stats, stores)
-    data = ChunkDataset(stores, trainer.lcfg.action_horizon, cfg.batch_size, cfg.seed)
+    data = ChunkDataset(stores, trainer.lcfg.action_horizon, cfg.batch_size, cfg.seed, cfg.start_frames,
+                        cfg.start_repeats)
     log.info("%s finetuning of %s: %d trainable leaves, %s of %s parameters can change, heads %s, %d devices "
              "(fsdp %d), %d examples", cfg.method, base.cfg.name, len(trainer.train_paths),
              f"{trainer.n_trainable:,}", f"{trainer.n_total:,}", trainer.heads or "all", trainer.mesh.devices.size,
@@ -429,13 +435,13 @@ def train(cfg: TrainConfig, base, stores, heads=None, state_dir: str | os.PathLi
                 w = np.array(window)
                 row = {"step": done, "loss": float(w[:, 0].mean()), "grad_norm": float(w[:, 1].mean()),
                        "lr": float(trainer.lr(i)), "step_s": float(np.median(w[:, 2]))}
-                if objects is not None:  # the probe's error in metres (root mean square)
-                    row["object_rmse_m"] = float(np.sqrt(w[:, 3].mean()) * objects.scale)
+                if objects is not None:  # the probe's masked mean squared error, in normalised units
+                    row["object_loss"] = float(w[:, 3].mean())
                 log_rows.append(row)
                 window = []
                 log.info("%s step %d/%d: loss=%.4f grad_norm=%.4f lr=%.3g step=%.3fs%s", cfg.method, done, cfg.steps,
                          row["loss"], row["grad_norm"], row["lr"], row["step_s"],
-                         f" object_rmse={row['object_rmse_m'] * 100:.1f}cm" if objects is not None else "")
+                         f" object_loss={row['object_loss']:.4f}" if objects is not None else "")
             if state is not None and (done % cfg.save_interval == 0 or done == cfg.steps):
                 # copies of the histories: the save is asynchronous and the loop keeps appending to them
                 state.save(done, tr, opt, {"step": done, "data_seed": cfg.seed, "data_position": done * cfg.batch_size,
@@ -447,10 +453,13 @@ def train(cfg: TrainConfig, base, stores, heads=None, state_dir: str | os.PathLi
             "norm_stats": norm_stats, "resumed_from": resumed_from, "step_times": step_times}
 
 
+XY, XY2 = [0, 1], [4, 5]  # the position columns of the object targets
+
+
 @dataclass(frozen=True)
 class ObjectTargetScale:
-    """Centre (metres) and one scale of the object targets, from every episode of the run's data,
-    so the probe regresses unit-scale values."""
+    """Centre (metres) and one scale of the object positions, from every episode of the run's data,
+    so the probe regresses unit-scale values (the yaw terms are unit-scale already)."""
 
     center: tuple[float, float]
     scale: float
@@ -459,15 +468,17 @@ class ObjectTargetScale:
     def of(cls, data) -> "ObjectTargetScale":
         from robosteer_assets.training.data import episode_object_targets
 
-        xy = np.concatenate([t.reshape(-1, 2)[m.reshape(-1, 2)[:, 0] > 0]
-                             for t, m in (episode_object_targets(s) for s in data.stores)])
+        xy = np.concatenate([t[:, XY][m[:, XY[0]] > 0] for t, m in (episode_object_targets(s) for s in data.stores)]
+                            + [t[:, XY2][m[:, XY2[0]] > 0] for t, m in (episode_object_targets(s) for s in data.stores)])
         center = xy.mean(0)
         return cls((float(center[0]), float(center[1])), float(max(xy.std(), 1e-3)))
 
     def batch(self, data, step: int) -> tuple[np.ndarray, np.ndarray]:
         t, m = data.object_targets_at(step)
-        c = np.tile(np.asarray(self.center, np.float32), 2)
-        return ((t - c) / self.scale * m).astype(np.float32), m
+        t = t.copy()
+        for cols in (XY, XY2):
+            t[:, cols] = (t[:, cols] - np.asarray(self.center, np.float32)) / self.scale
+        return (t * m).astype(np.float32), m
 
 
 def default_state_dir(out_dir: str | os.PathLike) -> Path:

@@ -47,8 +47,9 @@ def test_targets_come_from_the_episode_metadata(tmp_path):
     for ep, t, m in zip(store.episodes, targets, mask):
         by_uuid[ep["uuid"]] = (t, m)
     got = sorted((tuple(np.round(t, 3)), tuple(m)) for t, m in by_uuid.values())
-    assert ((0.6, 0.1, 0.45, 0.2), (1, 1, 1, 1)) in got
-    assert ((0.5, -0.1, 0.0, 0.0), (1, 1, 0, 0)) in got
+    c, s = round(float(np.cos(4 * 0.3)), 3), round(float(np.sin(4 * 0.3)), 3)  # a cube: a quarter-turn symmetry
+    assert ((0.6, 0.1, c, s, 0.45, 0.2), (1, 1, 1, 1, 1, 1)) in got
+    assert ((0.5, -0.1, c, s, 0.0, 0.0), (1, 1, 1, 1, 0, 0)) in got
     assert all(0.9 not in t for t, _ in got)
 
 
@@ -78,7 +79,25 @@ def test_probe_learns_and_stays_out_of_the_checkpoint(tmp_path, micro):
     cfg = TrainConfig(method="pretrain", steps=40, batch_size=8, log_interval=10, object_aux_weight=1.0,
                       schedule=ScheduleConfig(warmup_steps=5, peak_lr=3e-3, decay_steps=40, decay_lr=3e-4))
     out = finetune(root / "base", [store], tmp_path / "out", cfg)
-    rmse = [r["object_rmse_m"] for r in out["log_rows"]]
-    assert rmse[-1] < 0.5 * rmse[0], rmse
+    mse = [r["object_loss"] for r in out["log_rows"]]
+    assert mse[-1] < 0.5 * mse[0], mse
     loaded = load_checkpoint(tmp_path / "out")  # validates the tree against the config: no probe leaves
     assert OBJECT_PROBE not in loaded.params
+
+
+def test_start_oversampling_repeats_the_first_steps_of_each_episode(micro):
+    from robosteer_assets.training.data import ChunkDataset
+
+    _, store = micro
+    plain = ChunkDataset([store], 4, 4)
+    data = ChunkDataset([store], 4, 4, start_frames=2, start_repeats=3)
+    E = store.num_episodes
+    assert len(data) == len(plain) + 2 * 2 * E
+    rows = data.index[data._perm(0)][:, 1]  # one epoch
+    for ep in store.episodes:
+        assert (rows == ep["start"]).sum() == 3 and (rows == ep["start"] + 1).sum() == 3
+        assert (rows == ep["start"] + 2).sum() == 1
+    with pytest.raises(ValueError, match="start oversampling"):
+        ChunkDataset([store], 4, 4, start_frames=2, start_repeats=0)
+    with pytest.raises(ValueError, match="start_frames / start_repeats"):
+        TrainConfig(method="pretrain", start_frames=-1)
