@@ -8,7 +8,8 @@ isolates one cause of failure:
    (``evaluation.replay``). Target >= 0.95; below it, recording and execution disagree.
 2. ``oracle_success`` (skipped by ``--quick``): ``pi0_tiny`` trained on the target task's own
    demonstrations only (``--oracle-demos`` demos with command noise, ``--oracle-steps`` steps of
-   the base policy's pretraining recipe), then evaluated on the grid: the in-distribution
+   the base policy's pretraining recipe, object-position objective included), then evaluated on
+   the grid as the main job evaluates (flow noise scale ``EMBEDDED_EVAL_NOISE_SCALE``): the in-distribution
    upper bound of the embedded model. Target >= 0.8 on pick_cube.
 3. ``zero_shot_<task>``, ``full_lora_<task>``, ``steering_<task>``: ``robosteer run --task <task>``
    on a fresh data root and Dagster home (the shipped base, 20 demos, the main job's
@@ -74,7 +75,7 @@ def oracle_rung(work: Path, task: str, demos: int, steps: int, workers: int) -> 
     """pi0_tiny trained on ``task``'s own noisy demos with the base policy's recipe, then the grid."""
     from dataclasses import replace
 
-    from robosteer_assets.embedded.base_policy import BasePolicyConfig, train_base_policy
+    from robosteer_assets.embedded.base_policy import EMBEDDED_EVAL_NOISE_SCALE, BasePolicyConfig, train_base_policy
     from robosteer_assets.embedded.corpus import CorpusConfig
     from robosteer_assets.evaluation.evaluator import PolicySpec, SimEvalConfig, evaluate
     from robosteer_assets.sim.recorder import RecordConfig
@@ -87,7 +88,7 @@ def oracle_rung(work: Path, task: str, demos: int, steps: int, workers: int) -> 
     cfg = replace(BasePolicyConfig(), steps=steps, augment="none", save_interval=500)
     out = train_base_policy([store], work / "oracle_ckpt", cfg, instructions=all_instructions())
     rows = evaluate(task, PolicySpec(kind="checkpoint", checkpoint=str(work / "oracle_ckpt")), "oracle",
-                    SimEvalConfig(workers=workers))
+                    SimEvalConfig(workers=workers, noise_scale=EMBEDDED_EVAL_NOISE_SCALE))
     ok = sum(r["success"] for r in rows)
     print(f"oracle   {task:<14} {ok}/{len(rows)} ({demos} demos, {steps} steps, final loss {out['final_loss']:.4f}, "
           f"{time.monotonic() - t0:.0f} s)")
@@ -96,6 +97,7 @@ def oracle_rung(work: Path, task: str, demos: int, steps: int, workers: int) -> 
 
 def main_job_rung(work: Path, task: str, workers: int, robustness: bool) -> dict:
     """``robosteer run --task`` on a fresh data root / Dagster home, then the trial store."""
+    from robosteer_assets.embedded.base_policy import EMBEDDED_EVAL_NOISE_SCALE
     from robosteer_assets.evaluation.evaluator import PolicySpec, SimEvalConfig, evaluate
     from robosteer_assets.evaluation.trials import read_trials
 
@@ -119,8 +121,9 @@ def main_job_rung(work: Path, task: str, workers: int, robustness: bool) -> dict
         ckpts = {"zero_shot": data / "checkpoints" / "base", "full_lora": data / "checkpoints" / task / "full_lora",
                  "steering": data / "checkpoints" / task / "steering"}
         for m, ck in ckpts.items():
-            for tag, cfg in (("seed1", SimEvalConfig(workers=workers, seed=1)),
-                             ("lighting", SimEvalConfig(workers=workers, variation="lighting"))):
+            ns = EMBEDDED_EVAL_NOISE_SCALE  # as the main job evaluates
+            for tag, cfg in (("seed1", SimEvalConfig(workers=workers, seed=1, noise_scale=ns)),
+                             ("lighting", SimEvalConfig(workers=workers, variation="lighting", noise_scale=ns))):
                 rows = evaluate(task, PolicySpec(kind="checkpoint", checkpoint=str(ck)), m, cfg)
                 ok = sum(r["success"] for r in rows)
                 out[f"{m}_{task}_{tag}"] = ok / len(rows)

@@ -24,6 +24,8 @@ import os
 import time
 from pathlib import Path
 
+from robosteer_assets.embedded.base_policy import EMBEDDED_EVAL_NOISE_SCALE
+
 log = logging.getLogger("robosteer.run")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,8 +47,10 @@ EMBEDDED_RUN_CONFIG = {
     **{f"{m}_checkpoint": {"steps": 600, "batch_size": 32, "save_interval": 200, "log_interval": 50,
                            "schedule": {"warmup_steps": 50, "peak_lr": 5e-4, "decay_steps": 600, "decay_lr": 5e-5}}
        for m in ("steering", "full_lora")},
-    # the 40-cell grid for each method; two processes share the 2 cores (rendering + physics + inference)
-    **{f"eval_trials__{m}": {"workers": 2} for m in ("zero_shot", "full_lora", "steering")},
+    # the 40-cell grid for each method; two processes share the 2 cores (rendering + physics + inference);
+    # the flow integrated from its mean noise (embedded.base_policy.EMBEDDED_EVAL_NOISE_SCALE)
+    **{f"eval_trials__{m}": {"workers": 2, "noise_scale": EMBEDDED_EVAL_NOISE_SCALE}
+       for m in ("zero_shot", "full_lora", "steering")},
 }
 
 

@@ -36,6 +36,7 @@ SimDemosConfig = spec_config(SimDemosSpec)
 
 
 # the asset fills method (steering / full_lora) and the training-state location
-FinetuneConfig = spec_config(TrainConfig, resolved=("method", "train_state_dir"), name="FinetuneConfig")
+FinetuneConfig = spec_config(TrainConfig, resolved=("method", "train_state_dir", "object_aux_weight"),
+                             name="FinetuneConfig")
 # the embedded default's base policy (ignored when resources.base_model.checkpoint_dir is set)
 BasePolicyConfig = spec_config(BasePolicySpec, name="BasePolicyConfig")

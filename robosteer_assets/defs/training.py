@@ -24,7 +24,8 @@ def _finetune(context, method: str, config: FinetuneConfig, paths: ProjectPaths,
     out = paths.checkpoints(task, method)
     from robosteer_assets.training.trainer import default_state_dir
 
-    spec = config.to_spec(method=method, train_state_dir=str(default_state_dir(out)))
+    # the object-position objective is part of pretraining only (it trains the vision tower on sim labels)
+    spec = config.to_spec(method=method, train_state_dir=str(default_state_dir(out)), object_aux_weight=0.0)
     res = run_remote(context, gpu_pipes, "finetune", spec, base_checkpoint=base_model.resolve_checkpoint(paths),
                      store=paths.store(task) / "episodes.zarr", selected_heads=paths.steering(task) / SELECTED,
                      out=out)

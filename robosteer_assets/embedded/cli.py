@@ -16,7 +16,7 @@ import shlex
 import sys
 from dataclasses import asdict, replace
 
-from robosteer_assets.embedded.base_policy import SHIPPED_BASE, BasePolicyConfig
+from robosteer_assets.embedded.base_policy import EMBEDDED_EVAL_NOISE_SCALE, SHIPPED_BASE, BasePolicyConfig
 from robosteer_assets.embedded.corpus import PAPER_TARGETS, CorpusConfig
 
 
@@ -30,12 +30,16 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--peak-lr", type=float, default=d.peak_lr)
     p.add_argument("--augment", default=d.augment, choices=("none", "color", "openpi"))
+    p.add_argument("--object-aux-weight", type=float, default=d.object_aux_weight,
+                   help="weight of the object-position probe loss (0: flow matching alone)")
     p.add_argument("--episodes-per-task", type=int, default=dc.episodes_per_task)
     p.add_argument("--held-out", default=",".join(dc.held_out_tasks),
                    help="tasks whose paper setting never appears in the corpus (comma separated)")
     p.add_argument("--eval-tasks", default=",".join(PAPER_TARGETS),
                    help="tasks to measure zero-shot success on (comma separated; empty: none)")
     p.add_argument("--workers", type=int, default=2, help="evaluation processes")
+    p.add_argument("--eval-noise-scale", type=float, default=EMBEDDED_EVAL_NOISE_SCALE,
+                   help="flow noise scale of the zero-shot evaluation (openpi: 1)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.set_defaults(handler=_pretrain)
 
@@ -53,7 +57,8 @@ def _pretrain(args) -> int:
     corpus = replace(CorpusConfig(), episodes_per_task=args.episodes_per_task,
                      held_out_tasks=tuple(t for t in args.held_out.split(",") if t))
     cfg = replace(BasePolicyConfig(), corpus=corpus, steps=args.steps, batch_size=args.batch_size,
-                  peak_lr=args.peak_lr, augment=args.augment, seed=args.seed)
+                  peak_lr=args.peak_lr, augment=args.augment, seed=args.seed,
+                  object_aux_weight=args.object_aux_weight)
     res = build_base_policy(args.corpus_root, args.out, cfg)
     rows = res.get("log_rows") or []
     card = {"command": " ".join(["robosteer pretrain", *(shlex.quote(a) for a in sys.argv[2:])]),
@@ -69,10 +74,11 @@ def _pretrain(args) -> int:
         from robosteer_assets.evaluation.evaluator import PolicySpec, SimEvalConfig, evaluate
 
         trials = evaluate(task, PolicySpec(kind="checkpoint", checkpoint=str(args.out)), "zero_shot",
-                          SimEvalConfig(workers=args.workers))
+                          SimEvalConfig(workers=args.workers, noise_scale=args.eval_noise_scale))
         zero_shot[task] = {"successes": int(sum(r["success"] for r in trials)), "trials": len(trials)}
         log.info("zero-shot %s: %d/%d", task, zero_shot[task]["successes"], zero_shot[task]["trials"])
     card["zero_shot"] = zero_shot
+    card["eval_noise_scale"] = args.eval_noise_scale
     path = write_card(args.out, card)
     print(f"base policy: {args.out} (card: {path})")
     for task, r in zero_shot.items():

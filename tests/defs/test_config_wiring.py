@@ -190,11 +190,13 @@ PROBES: dict[str, Probe] = {
     "eval_trials/steering": _eval_probe(),
     "sim_demos": Probe(target=(embedded, "record_task_demos")),
     "steering_checkpoint": Probe(
-        target=(trainer_mod, "run_step"), fixed=("method",), overrides=_FINETUNE_VALUES,
-        resolved=lambda paths, rc: {"method": "steering", "train_state_dir": _state_dir(paths, "steering")}),
+        target=(trainer_mod, "run_step"), fixed=("method", "object_aux_weight"), overrides=_FINETUNE_VALUES,
+        resolved=lambda paths, rc: {"method": "steering", "train_state_dir": _state_dir(paths, "steering"),
+                                    "object_aux_weight": 0.0}),
     "full_lora_checkpoint": Probe(
-        target=(trainer_mod, "run_step"), overrides=_FINETUNE_VALUES,
-        resolved=lambda paths, rc: {"method": "full_lora", "train_state_dir": _state_dir(paths, "full_lora")}),
+        target=(trainer_mod, "run_step"), fixed=("object_aux_weight",), overrides=_FINETUNE_VALUES,
+        resolved=lambda paths, rc: {"method": "full_lora", "train_state_dir": _state_dir(paths, "full_lora"),
+                                    "object_aux_weight": 0.0}),
     # rebuild=True (the non-default) pretrains through the pipes step
     "base_policy": Probe(target=(base_policy_mod, "run_step"),
                          overrides={"augment": "openpi", "corpus.task_episodes": {"push_cup": 10}}),
