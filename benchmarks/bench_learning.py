@@ -141,6 +141,7 @@ def main() -> int:
     ap.add_argument("--oracle-steps", type=int, default=3000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--skip-main-job", action="store_true", help="only the replay and oracle rungs")
+    ap.add_argument("--skip-oracle", action="store_true", help="no oracle rung (the other rungs as asked)")
     ap.add_argument("--work", default="", help="work directory (default: a temporary one)")
     args = ap.parse_args()
     import logging
@@ -154,7 +155,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     result: dict = {}
     result.update(replay_rung(work / "replay", tasks[0], 20))
-    if not args.quick:
+    if not args.quick and not args.skip_oracle:
         result.update(oracle_rung(work, args.oracle_task, args.oracle_demos, args.oracle_steps, args.workers))
     if not args.skip_main_job:
         for i, task in enumerate(tasks):

@@ -46,7 +46,8 @@ def write_card(ckpt_dir: str | os.PathLike, card: dict) -> Path:
             f"normalised units), start-pose noise {c.get('home_noise')} rad"],
         "Training": t and [
             f"{card.get('steps', t.get('steps'))} steps, batch {t.get('batch_size')}, AdamW, warmup-cosine peak lr "
-            f"{t.get('schedule', {}).get('peak_lr')}, augmentation {t.get('augment')}",
+            f"{t.get('schedule', {}).get('peak_lr')}, augmentation {t.get('augment')}, object-position objective "
+            f"weight {t.get('object_aux_weight', 0.0)} (a training-only probe, not in the checkpoint)",
             f"wall time {card.get('wall_s', float('nan')) / 60:.1f} min on {card.get('machine', 'this machine')}",
             f"final loss {card.get('final_loss', float('nan')):.4f}"],
     }
@@ -60,7 +61,8 @@ def write_card(ckpt_dir: str | os.PathLike, card: dict) -> Path:
         lines.append("")
     zs = card.get("zero_shot") or {}
     if zs:
-        lines += ["## Zero-shot success (40-cell grid, eval seed 0)", "", "| task | successes / trials | 95 % Wilson |",
+        lines += [f"## Zero-shot success (40-cell grid, eval seed 0, flow noise scale "
+                  f"{card.get('eval_noise_scale', 1.0)})", "", "| task | successes / trials | 95 % Wilson |",
                   "|---|---|---|"]
         for task, r in sorted(zs.items()):
             lo, hi = wilson(r["successes"], r["trials"])
