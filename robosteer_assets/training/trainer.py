@@ -11,11 +11,13 @@ vision encoder gets no backward pass at all. Frozen leaves are cast to the confi
 Loss: the base model's flow-matching loss (``vla.model.compute_loss``, mean over batch and
 horizon). Pretraining in simulation may add an auxiliary object-position objective
 (``object_aux_weight``): a linear probe from the SigLIP tokens of the exterior and wrist
-images to the start xy of the task's objects (``training.data.episode_object_targets``).
-Flow matching alone rewards reading the object's position from the pixels only on the few
-frames where the joint state does not already imply the motion, so a small policy learns to
-lean on the state; the probe makes the image tokens carry the position. The probe is
-training-only: it is not part of the exported checkpoint, which keeps openpi's tree. Optimizer: ``training.optimizer`` (mask -> clip -> AdamW -> mask). Per step rng:
+images to the start xy of the task's objects and the main object's yaw
+(``training.data.episode_object_targets``). Flow matching alone rewards reading the object's
+position from the pixels only on the few frames where the joint state does not already
+imply the motion, so a small policy learns to lean on the state; the probe makes the image
+tokens carry the position. The probe is training-only: it is not part of the exported
+checkpoint, which keeps openpi's tree. Optimizer: ``training.optimizer`` (mask -> clip ->
+AdamW -> mask). Per step rng:
 ``fold_in(key(seed), step)``; data: ``training.data.ChunkDataset.batch_at(step)`` — both pure
 functions of the step, so a resumed run equals an uninterrupted one.
 
@@ -458,8 +460,11 @@ XY, XY2 = [0, 1], [4, 5]  # the position columns of the object targets
 
 @dataclass(frozen=True)
 class ObjectTargetScale:
-    """Centre (metres) and one scale of the object positions, from every episode of the run's data,
-    so the probe regresses unit-scale values (the yaw terms are unit-scale already)."""
+    """Centre (metres, per axis) and one scale of the object positions, from every episode of the
+    run's data, so the probe regresses values of order one (the yaw terms are already). The scale
+    is the standard deviation of all x and y coordinates pooled about their common mean (0.27 m
+    on pick_cube's grid, where each axis alone spreads by about 0.1 m); the shipped base was
+    trained with it."""
 
     center: tuple[float, float]
     scale: float
@@ -468,8 +473,8 @@ class ObjectTargetScale:
     def of(cls, data) -> "ObjectTargetScale":
         from robosteer_assets.training.data import episode_object_targets
 
-        xy = np.concatenate([t[:, XY][m[:, XY[0]] > 0] for t, m in (episode_object_targets(s) for s in data.stores)]
-                            + [t[:, XY2][m[:, XY2[0]] > 0] for t, m in (episode_object_targets(s) for s in data.stores)])
+        per_store = [episode_object_targets(s) for s in data.stores]
+        xy = np.concatenate([t[:, cols][m[:, cols[0]] > 0] for t, m in per_store for cols in (XY, XY2)])
         center = xy.mean(0)
         return cls((float(center[0]), float(center[1])), float(max(xy.std(), 1e-3)))
 
