@@ -61,12 +61,17 @@ class _Arrays:
         self.index = np.array([(si, r) for si, s in enumerate(self.stores) for r in range(s.num_steps)], np.int64)
         self._objects: list[tuple[np.ndarray, np.ndarray]] | None = None
 
-    def object_targets(self, picks) -> tuple[np.ndarray, np.ndarray]:
-        """``([B, 4] object xy in metres, [B, 4] mask)`` of each picked row's episode."""
+    def episode_targets(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``episode_object_targets`` of each store, read from the metadata once."""
         if self._objects is None:
             self._objects = [episode_object_targets(s) for s in self.stores]
-        t = np.stack([self._objects[int(si)][0][int(self.ep_index[si][r])] for si, r in picks])
-        m = np.stack([self._objects[int(si)][1][int(self.ep_index[si][r])] for si, r in picks])
+        return self._objects
+
+    def object_targets(self, picks) -> tuple[np.ndarray, np.ndarray]:
+        """``([B, OBJECT_TARGET_DIM] targets, [B, OBJECT_TARGET_DIM] mask)`` of each picked row's episode."""
+        per_store = self.episode_targets()
+        t = np.stack([per_store[int(si)][0][int(self.ep_index[si][r])] for si, r in picks])
+        m = np.stack([per_store[int(si)][1][int(self.ep_index[si][r])] for si, r in picks])
         return t, m
 
     def gather(self, picks) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
@@ -143,9 +148,10 @@ def yaw_symmetry(name: str) -> int:
 
 
 def episode_object_targets(store) -> tuple[np.ndarray, np.ndarray]:
-    """Per-episode ``([E, 4] xy of the main / second object in metres, [E, 4] mask)`` from the
-    ``sim_placement`` of each episode's DROID metadata. Raises naming the episode when a
-    metadata file has no simulator placement (real-robot demos carry none)."""
+    """Per-episode ``([E, OBJECT_TARGET_DIM] targets, mask)`` from the ``sim_placement`` of each
+    episode's DROID metadata: main object xy (metres), its (cos k yaw, sin k yaw), second object
+    xy. Raises naming the episode when a metadata file has no simulator placement (real-robot
+    demos carry none)."""
     import json
 
     from robosteer_assets.droid.layout import metadata_path

@@ -326,7 +326,7 @@ class Trainer:
 
 def object_probe_loss(cfg, params, probe, obs, targets, mask):
     """Masked mean squared error of the linear probe from the exterior and wrist images' SigLIP
-    tokens (``[B, 2 * n_patches * D0]``) to the normalised object targets ``[B, 4]``."""
+    tokens (``[B, 2 * n_patches * D0]``) to the normalised object targets ``[B, OBJECT_TARGET_DIM]``."""
     import jax.numpy as jnp
 
     from robosteer_assets.vla.config import IMAGE_KEYS
@@ -471,9 +471,7 @@ class ObjectTargetScale:
 
     @classmethod
     def of(cls, data) -> "ObjectTargetScale":
-        from robosteer_assets.training.data import episode_object_targets
-
-        per_store = [episode_object_targets(s) for s in data.stores]
+        per_store = data.episode_targets()
         xy = np.concatenate([t[:, cols][m[:, cols[0]] > 0] for t, m in per_store for cols in (XY, XY2)])
         center = xy.mean(0)
         return cls((float(center[0]), float(center[1])), float(max(xy.std(), 1e-3)))
