@@ -73,6 +73,35 @@ class ActivationsConfig:
             raise ValueError(f"ActivationsConfig.batch_size: expected a positive integer, found {self.batch_size!r}")
 
 
+def write_tables(g, *, actions, episode_index, step, row, attrs: dict) -> None:
+    """Complete an activation store whose ``activations`` array ``g`` (an open zarr group) already
+    holds: the per-example tables (normalised actions, episode index, step, store row), then the
+    attributes with ``complete=True`` last."""
+    for name, data, dtype in (("actions", actions, np.float32), ("episode_index", episode_index, np.int32),
+                              ("step", step, np.int32), ("row", row, np.int64)):
+        g.create_array(name, data=np.asarray(data).astype(dtype), config={"write_empty_chunks": True})
+    g.attrs.update({**attrs, "format_version": FORMAT_VERSION})
+    g.attrs["complete"] = True
+
+
+def write_random_store(path: str | os.PathLike, *, episodes: int, steps: int, layers: int, heads: int, dim: int,
+                       seed: int = 0) -> str:
+    """A complete store in this layout with random float16 activations and actions (every step of
+    ``episodes`` episodes of ``steps`` steps): small data for tests, as ``droid.synthetic`` is for
+    episodes."""
+    import zarr
+
+    rng = np.random.default_rng(seed)
+    n = episodes * steps
+    g = zarr.open_group(str(path), mode="w", zarr_format=3)
+    g.create_array("activations", data=rng.normal(size=(n, layers, heads, dim)).astype(np.float16))
+    write_tables(g, actions=rng.normal(size=(n, 8)), episode_index=np.repeat(np.arange(episodes), steps),
+                 step=np.tile(np.arange(steps), episodes), row=np.arange(n),
+                 attrs={"num_examples": n, "num_layers": layers, "num_heads": heads, "head_dim": dim,
+                        "config": {"position": "first_suffix"}})
+    return str(path)
+
+
 def extract_activations(store, rows: np.ndarray, ckpt, out_path: str | os.PathLike,
                         cfg: ActivationsConfig = ActivationsConfig(), checkpoint_id: str = "") -> dict:
     """Run ``ckpt`` (a ``vla.checkpoint.LoadedCheckpoint``) over ``rows`` of an
@@ -121,16 +150,11 @@ def extract_activations(store, rows: np.ndarray, ckpt, out_path: str | os.PathLi
             prog.update(n)
         raw_actions = np.asarray(store.arrays["actions"].get_orthogonal_selection(rows))
         norm_actions = normalize_actions(mcfg, ckpt.norm_stats, raw_actions[:, None, :])[:, 0, :raw_actions.shape[1]]
-        g.create_array("actions", data=norm_actions.astype(np.float32), config={"write_empty_chunks": True})
-        g.create_array("episode_index", data=ep_idx[rows].astype(np.int32), config={"write_empty_chunks": True})
-        g.create_array("step", data=steps[rows].astype(np.int32), config={"write_empty_chunks": True})
-        g.create_array("row", data=rows.astype(np.int64), config={"write_empty_chunks": True})
         summary = {"num_examples": N, "num_layers": L, "num_heads": H, "head_dim": d, "model": mcfg.name,
                    "checkpoint": checkpoint_id, "task": store.task, "episodes": int(len(np.unique(ep_idx[rows]))),
                    "config": asdict(cfg), "wall_s": round(time.monotonic() - t0, 2),
                    "std": float(np.sqrt(max(0.0, total_sq / (N * L * H * d) - (total / (N * L * H * d)) ** 2)))}
-        g.attrs.update({**summary, "format_version": FORMAT_VERSION})
-        g.attrs["complete"] = True
+        write_tables(g, actions=norm_actions, episode_index=ep_idx[rows], step=steps[rows], row=rows, attrs=summary)
     log.info("wrote %s: %d examples x %d layers x %d heads x %d in %.1fs", out_path, N, L, H, d, summary["wall_s"])
     return {**summary, "path": str(out_path)}
 

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 import dagster as dg
-import numpy as np
 import pytest
 
 from robosteer_assets.common.spec import is_union, field_types, from_jsonable, to_jsonable
@@ -133,21 +132,11 @@ class Probe:
     fixed: tuple[str, ...] = ()  # fields the asset itself sets, to their default value for this asset
 
 
-def _activation_store(path: Path, episodes: int = 4, steps: int = 30, layers: int = 2, heads: int = 2,
-                      dim: int = 4) -> None:
+def _activation_store(path: Path) -> None:
     """A small complete activation store in the layout ``steering.activations`` writes."""
-    import zarr
+    from robosteer_assets.steering.activations import write_random_store
 
-    rng = np.random.default_rng(0)
-    n = episodes * steps
-    g = zarr.open_group(str(path), mode="w", zarr_format=3)
-    g.create_array("activations", data=rng.normal(size=(n, layers, heads, dim)).astype(np.float16))
-    g.create_array("actions", data=rng.normal(size=(n, 8)).astype(np.float32))
-    g.create_array("episode_index", data=np.repeat(np.arange(episodes), steps).astype(np.int32))
-    g.create_array("step", data=np.tile(np.arange(steps), episodes).astype(np.int32))
-    g.create_array("row", data=np.arange(n).astype(np.int64))
-    g.attrs.update({"num_examples": n, "num_layers": layers, "num_heads": heads, "head_dim": dim,
-                    "config": {"position": "first_suffix"}, "complete": True})
+    write_random_store(path, episodes=4, steps=30, layers=2, heads=2, dim=4)
 
 
 def _steering_inputs(paths: ProjectPaths) -> None:

@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import pytest
-import zarr
 
+from robosteer_assets.steering.activations import write_random_store
 from robosteer_assets.steering.knn import KnnConfig, read_scores_config, score_task
 from robosteer_assets.steering.overlap import OverlapConfig, overlap_report
 from robosteer_assets.steering.selection import SelectionConfig, SelectionResult
@@ -16,17 +16,7 @@ KNN = KnnConfig(ks=(2, 3), metric="euclidean", query_chunk=16, head_chunk=2, top
 
 
 def _activation_store(path, seed=0, episodes=4, steps=10, layers=2, heads=3, dim=4):
-    rng = np.random.default_rng(seed)
-    n = episodes * steps
-    g = zarr.open_group(str(path), mode="w", zarr_format=3)
-    g.create_array("activations", data=rng.normal(size=(n, layers, heads, dim)).astype(np.float16))
-    g.create_array("actions", data=rng.normal(size=(n, 8)).astype(np.float32))
-    g.create_array("episode_index", data=np.repeat(np.arange(episodes), steps).astype(np.int32))
-    g.create_array("step", data=np.tile(np.arange(steps), episodes).astype(np.int32))
-    g.create_array("row", data=np.arange(n).astype(np.int64))
-    g.attrs.update({"num_examples": n, "num_layers": layers, "num_heads": heads, "head_dim": dim,
-                    "config": {"position": "first_suffix"}, "complete": True})
-    return str(path)
+    return write_random_store(path, episodes=episodes, steps=steps, layers=layers, heads=heads, dim=dim, seed=seed)
 
 
 @pytest.fixture(scope="module")
