@@ -48,13 +48,13 @@ class BasePolicyConfig:
 
     model: str = "pi0_tiny"
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    steps: int = 6000
+    steps: int = 9000
     batch_size: int = 32
     peak_lr: float = 1e-3
     warmup_steps: int = 200
     end_lr: float = 1e-5
     seed: int = 0
-    augment: str = "color"
+    augment: str = "none"
     object_aux_weight: float = 1.0  # training.trainer's object-position probe (the corpus is simulated)
     start_frames: int = 0  # start oversampling (training.data): the first steps of each episode ...
     start_repeats: int = 1  # ... this many times per epoch

@@ -62,7 +62,7 @@ class CorpusConfig:
     ``variations``; ``action_noise`` / ``home_noise``: see ``sim.recorder.RecordConfig``."""
 
     held_out_tasks: tuple[str, ...] = PAPER_TARGETS
-    episodes_per_task: int = 240
+    episodes_per_task: int = 480
     variations: tuple[str, ...] = ("none", "lighting", "form", "distractors")
     image_size: int = 224
     seed_offset: int = 10_000
@@ -72,8 +72,9 @@ class CorpusConfig:
     home_noise: float = 0.2
     noise_free_tasks: tuple[str, ...] = ("marker_in_mug",)  # the marker grasp fails under command noise
     # tasks with another episode count than episodes_per_task: the skills the targets share (pick, place,
-    # press) get the most data
-    task_episodes: dict[str, int] = field(default_factory=lambda: {"marker_in_mug": 150, "push_cup": 96})
+    # press) get the most data, picking the most of all (it is also the first half of placing)
+    task_episodes: dict[str, int] = field(default_factory=lambda: {"pick_cube": 600, "marker_in_mug": 150,
+                                                                   "push_cup": 96})
 
     def episodes_for(self, task: str) -> int:
         return int(self.task_episodes.get(task, self.episodes_per_task))

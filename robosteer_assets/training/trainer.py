@@ -460,27 +460,25 @@ XY, XY2 = [0, 1], [4, 5]  # the position columns of the object targets
 
 @dataclass(frozen=True)
 class ObjectTargetScale:
-    """Centre (metres, per axis) and one scale of the object positions, from every episode of the
-    run's data, so the probe regresses values of order one (the yaw terms are already). The scale
-    is the standard deviation of all x and y coordinates pooled about their common mean (0.27 m
-    on pick_cube's grid, where each axis alone spreads by about 0.1 m); the shipped base was
-    trained with it."""
+    """Centre and standard deviation (metres, per axis) of the object positions, from every episode
+    of the run's data, so the probe regresses values of order one in x and in y alike (the yaw terms
+    already are)."""
 
     center: tuple[float, float]
-    scale: float
+    scale: tuple[float, float]
 
     @classmethod
     def of(cls, data) -> "ObjectTargetScale":
         per_store = data.episode_targets()
         xy = np.concatenate([t[:, cols][m[:, cols[0]] > 0] for t, m in per_store for cols in (XY, XY2)])
-        center = xy.mean(0)
-        return cls((float(center[0]), float(center[1])), float(max(xy.std(), 1e-3)))
+        center, std = xy.mean(0), np.maximum(xy.std(0), 1e-3)
+        return cls((float(center[0]), float(center[1])), (float(std[0]), float(std[1])))
 
     def batch(self, data, step: int) -> tuple[np.ndarray, np.ndarray]:
         t, m = data.object_targets_at(step)
         t = t.copy()
         for cols in (XY, XY2):
-            t[:, cols] = (t[:, cols] - np.asarray(self.center, np.float32)) / self.scale
+            t[:, cols] = (t[:, cols] - np.asarray(self.center, np.float32)) / np.asarray(self.scale, np.float32)
         return (t * m).astype(np.float32), m
 
 

@@ -22,7 +22,7 @@ def test_corpus_leaves_out_the_paper_settings_of_the_targets():
     assert len({s.folder for s in settings}) == len(settings)
     n_colors = len(COLORS)
     assert sum(s.task == "cube_in_bowl" for s in settings) == n_colors ** 2 - 1
-    assert CorpusConfig().episodes_for("push_cup") == 96 and CorpusConfig().episodes_for("pick_cube") == 240
+    assert CorpusConfig().episodes_for("push_cup") == 96 and CorpusConfig().episodes_for("pick_cube") == 600 and CorpusConfig().episodes_for("press_button") == 480
 
 
 def test_corpus_errors_name_the_field():
