@@ -143,16 +143,16 @@ def _open_current(store_dir: Path, episodes: int, resolution: int):
     return store if store.num_episodes == episodes and store.arrays["images"].shape[-2] == resolution else None
 
 
-def corpus_stores(corpus_root: str | os.PathLike, cfg: BasePolicyConfig) -> list:
-    """Record (or reuse) the corpus and ingest (or reuse) one store per corpus task at the model's
-    image resolution."""
+def corpus_stores(corpus_root: str | os.PathLike, cfg: BasePolicyConfig, workers: int = 1) -> list:
+    """Record (or reuse) the corpus (``workers`` settings at a time) and ingest (or reuse) one store
+    per corpus task at the model's image resolution."""
     from robosteer_assets.droid.reader import ReadConfig
     from robosteer_assets.droid.store import EpisodeStore, IngestConfig, ingest_task
     from robosteer_assets.vla.config import get_config
 
     corpus_root = Path(corpus_root)
     res = get_config(cfg.model).vision.resolution
-    dirs = record_corpus(corpus_root / "demos", cfg.corpus)
+    dirs = record_corpus(corpus_root / "demos", cfg.corpus, workers)
     stores = []
     for task, eps in dirs.items():
         store_dir = corpus_root / "store" / task
@@ -168,11 +168,11 @@ def corpus_stores(corpus_root: str | os.PathLike, cfg: BasePolicyConfig) -> list
 
 
 def build_base_policy(corpus_root: str | os.PathLike, out_dir: str | os.PathLike,
-                      cfg: BasePolicyConfig = BasePolicyConfig()) -> dict:
-    """Record (or reuse) the corpus, ingest it, pretrain, export."""
+                      cfg: BasePolicyConfig = BasePolicyConfig(), workers: int = 1) -> dict:
+    """Record (or reuse) the corpus with ``workers`` processes, ingest it, pretrain, export."""
     from robosteer_assets.sim.tasks import all_instructions
 
-    stores = corpus_stores(corpus_root, cfg)
+    stores = corpus_stores(corpus_root, cfg, workers)
     return train_base_policy(stores, out_dir, cfg, instructions=all_instructions())
 
 

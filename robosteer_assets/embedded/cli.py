@@ -37,7 +37,7 @@ def register(sub) -> None:
                    help="tasks whose paper setting never appears in the corpus (comma separated)")
     p.add_argument("--eval-tasks", default=",".join(PAPER_TARGETS),
                    help="tasks to measure zero-shot success on (comma separated; empty: none)")
-    p.add_argument("--workers", type=int, default=2, help="evaluation processes")
+    p.add_argument("--workers", type=int, default=2, help="processes recording the corpus and running the zero-shot evaluation")
     p.add_argument("--eval-noise-scale", type=float, default=EMBEDDED_EVAL_NOISE_SCALE,
                    help="flow noise scale of the zero-shot evaluation (openpi: 1)")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -59,7 +59,7 @@ def _pretrain(args) -> int:
     cfg = replace(BasePolicyConfig(), corpus=corpus, steps=args.steps, batch_size=args.batch_size,
                   peak_lr=args.peak_lr, augment=args.augment, seed=args.seed,
                   object_aux_weight=args.object_aux_weight)
-    res = build_base_policy(args.corpus_root, args.out, cfg)
+    res = build_base_policy(args.corpus_root, args.out, cfg, workers=args.workers)
     rows = res.get("log_rows") or []
     card = {"command": " ".join(["robosteer pretrain", *(shlex.quote(a) for a in sys.argv[2:])]),
             "corpus": json.loads(json.dumps(asdict(corpus), default=list)),

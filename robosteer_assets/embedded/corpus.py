@@ -124,45 +124,71 @@ def _split(n: int, k: int) -> list[int]:
     return [n // k + (1 if i < n % k else 0) for i in range(k)]
 
 
-def record_corpus(demos_root: str | os.PathLike, cfg: CorpusConfig = CorpusConfig()) -> dict[str, list[Path]]:
-    """Record the corpus into ``<demos_root>/<setting folder>/`` (DROID raw layout), cycling the
-    variations over each setting's episodes. Returns the episode folders per setting folder.
-    Settings whose folder already holds enough episodes are left as they are (a killed recording
-    resumes with the missing settings)."""
-    from robosteer_assets.droid.layout import find_episode_dirs
-    from robosteer_assets.sim.recorder import RecordConfig, record_demos
-
-    demos_root = Path(demos_root)
+def _record_setting(demos_root: Path, cfg: CorpusConfig, task: str, setting: CorpusSetting, n_setting: int,
+                    seed_base: int) -> list[Path]:
+    """Record one setting's episodes into ``<demos_root>/<setting folder>/``, cycling the variations."""
     from dataclasses import replace
+
+    from robosteer_assets.sim.recorder import RecordConfig, record_demos
 
     rec_cfg = RecordConfig(image_size=cfg.image_size, write_failures=False, action_noise=cfg.action_noise,
                            home_noise=cfg.home_noise, max_attempts_factor=4.0)
-    settings = corpus_settings(cfg)
+    if task in cfg.noise_free_tasks:
+        rec_cfg = replace(rec_cfg, action_noise=0.0)
+    dirs: list[Path] = []
+    for vi, (variation, n) in enumerate(zip(cfg.variations, _split(n_setting, len(cfg.variations)))):
+        if n:
+            dirs += record_demos(task, n, demos_root, seed=seed_base + 100 * vi, variation=variation, cfg=rec_cfg,
+                                 colors=dict(setting.colors), folder=setting.folder)
+    log.info("corpus: %s (%s): %d episodes", setting.folder, setting.instruction, len(dirs))
+    return dirs
+
+
+def record_corpus(demos_root: str | os.PathLike, cfg: CorpusConfig = CorpusConfig(),
+                  workers: int = 1) -> dict[str, list[Path]]:
+    """Record the corpus into ``<demos_root>/<setting folder>/`` (DROID raw layout), cycling the
+    variations over each setting's episodes. Returns the episode folders per setting folder.
+    Settings whose folder already holds enough episodes are left as they are (a killed recording
+    resumes with the missing settings). ``workers`` > 1 records that many settings at once in
+    spawned processes; every setting has its own seeds, so the corpus is the same either way."""
+    import multiprocessing as mp
+    import shutil
+    from concurrent.futures import ProcessPoolExecutor
+
+    from robosteer_assets.droid.layout import find_episode_dirs
+
+    if workers < 1:
+        raise ValueError(f"record_corpus: workers: expected >= 1, found {workers}")
+    demos_root = Path(demos_root)
     by_task: dict[str, list[CorpusSetting]] = {}
-    for s in settings:
+    for s in corpus_settings(cfg):
         by_task.setdefault(s.task, []).append(s)
     out: dict[str, list[Path]] = {}
+    order: list[str] = []
+    jobs = []
     for ti, (task, group) in enumerate(sorted(by_task.items())):
         for si, (setting, n_setting) in enumerate(zip(group, _split(cfg.episodes_for(task), len(group)))):
             if n_setting == 0:
                 continue
             folder = setting.folder
+            order.append(folder)
             existing = find_episode_dirs(demos_root / folder) if (demos_root / folder).exists() else []
             if len(existing) >= n_setting:
                 out[folder] = existing
                 continue
             if (demos_root / folder).exists():  # a recording that was cut off: record the setting again
-                import shutil
-
                 shutil.rmtree(demos_root / folder)
-            dirs: list[Path] = []
-            for vi, (variation, n) in enumerate(zip(cfg.variations, _split(n_setting, len(cfg.variations)))):
-                if n == 0:
-                    continue
-                seed = cfg.seed_offset + 100_000 * ti + 1000 * si + 100 * vi
-                task_cfg = replace(rec_cfg, action_noise=0.0) if task in cfg.noise_free_tasks else rec_cfg
-                dirs += record_demos(task, n, demos_root, seed=seed, variation=variation, cfg=task_cfg,
-                                     colors=dict(setting.colors), folder=folder)
-            log.info("corpus: %s (%s): %d episodes", folder, setting.instruction, len(dirs))
-            out[folder] = dirs
-    return out
+            jobs.append((demos_root, cfg, task, setting, n_setting, cfg.seed_offset + 100_000 * ti + 1000 * si))
+    if jobs:
+        log.info("corpus: recording %d settings (%d episodes) with %d workers", len(jobs),
+                 sum(j[4] for j in jobs), workers)
+    if workers == 1 or len(jobs) <= 1:
+        for job in jobs:
+            out[job[3].folder] = _record_setting(*job)
+    else:
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+            futures = {job[3].folder: pool.submit(_record_setting, *job) for job in jobs}
+            for i, (folder, fut) in enumerate(futures.items()):
+                out[folder] = fut.result()
+                log.info("corpus: %s: %d episodes (%d/%d settings)", folder, len(out[folder]), i + 1, len(jobs))
+    return {folder: out[folder] for folder in order}
