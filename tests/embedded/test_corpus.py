@@ -22,7 +22,8 @@ def test_corpus_leaves_out_the_paper_settings_of_the_targets():
     assert len({s.folder for s in settings}) == len(settings)
     n_colors = len(COLORS)
     assert sum(s.task == "cube_in_bowl" for s in settings) == n_colors ** 2 - 1
-    assert CorpusConfig().episodes_for("push_cup") == 96 and CorpusConfig().episodes_for("pick_cube") == 600 and CorpusConfig().episodes_for("press_button") == 480
+    assert CorpusConfig().episodes_for("push_cup") == 96
+    assert CorpusConfig().episodes_for("pick_cube") == 600 and CorpusConfig().episodes_for("press_button") == 480
 
 
 def test_corpus_errors_name_the_field():
@@ -106,3 +107,24 @@ def test_install_checks_the_model_config(tmp_path):
     assert json.loads((tmp_path / "dst" / "robosteer_config.json").read_text())["config"]["name"] == "pi0_micro"
     with pytest.raises(FileNotFoundError, match="robosteer pretrain"):
         install_base_policy(tmp_path / "nothing", tmp_path / "dst2")
+
+
+def test_parallel_recording_gives_the_same_corpus(tmp_path):
+    """Each setting has its own seeds: two workers record the episodes one worker records, in the
+    settings' order, and a finished setting is not recorded again."""
+    from robosteer_assets.droid.reader import ReadConfig, read_episode
+    from robosteer_assets.embedded.corpus import record_corpus
+
+    cfg = CorpusConfig(tasks=("press_button",), held_out_tasks=(), episodes_per_task=len(COLORS),
+                       variations=("none",), image_size=32)
+    one = record_corpus(tmp_path / "one", cfg, workers=1)
+    two = record_corpus(tmp_path / "two", cfg, workers=2)
+    assert list(one) == list(two) == [s.folder for s in corpus_settings(cfg)]
+    for folder in one:
+        a, b = (read_episode(d, ReadConfig(image_size=32)) for d in (one[folder][0], two[folder][0]))
+        assert np.array_equal(a.actions, b.actions) and a.instruction == b.instruction
+    stamp = {f: [d.stat().st_mtime_ns for d in dirs] for f, dirs in two.items()}
+    again = record_corpus(tmp_path / "two", cfg, workers=2)
+    assert {f: [d.stat().st_mtime_ns for d in dirs] for f, dirs in again.items()} == stamp
+    with pytest.raises(ValueError, match="workers"):
+        record_corpus(tmp_path / "three", cfg, workers=0)
