@@ -48,7 +48,7 @@ class BasePolicyConfig:
 
     model: str = "pi0_tiny"
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    steps: int = 9000
+    steps: int = 7500
     batch_size: int = 32
     peak_lr: float = 1e-3
     warmup_steps: int = 200

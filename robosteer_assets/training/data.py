@@ -13,11 +13,11 @@ run sees exactly the batches an uninterrupted run would. Batch shapes are fixed 
 partial last batch).
 
 Object targets (pretraining in simulation only): each episode's recorded start placement
-(``sim_placement`` in its DROID metadata) as ``[main x, main y, cos k yaw, sin k yaw,
-other x, other y]`` with a mask, for the auxiliary object-position objective of
-``training.trainer``: positions in metres, the main object's yaw modulo its symmetry
-(k = 4 for a cube, 2 for a marker, 1 for a mug; masked for round objects, whose yaw is
-invisible), the second object where the task has one.
+(``sim_placement`` in its DROID metadata) as one slot ``[x, y, cos k yaw, sin k yaw]`` per
+object kind (cube, bowl, cup, button, marker, mug) with a mask, for the auxiliary
+object-position objective of ``training.trainer``: positions in metres, yaw modulo the
+kind's symmetry (k = 4 for a cube, 2 for a marker, 1 for a mug; masked for round objects,
+whose yaw is invisible); kinds absent from the scene are masked.
 
 Start oversampling (``start_frames``, ``start_repeats``): the first steps of each episode
 appear ``start_repeats`` times per epoch. At an episode's start the arm has not moved yet,
@@ -137,21 +137,29 @@ class DataConfig:
                              f"found {self.norm_stats!r}")
 
 
-OBJECT_TARGET_DIM = 6  # main object xy, main object (cos k yaw, sin k yaw), second object xy
-# yaw symmetry order by object name: a cube looks the same every quarter turn, a marker every half
-YAW_SYMMETRY = (("cube", 4), ("marker", 2), ("mug", 1))
+# The object kinds of the simulated scenes, each with its own slot of the object targets, so that a
+# linear probe from the image tokens reads "where is the cube" the same way in every task (a "main
+# object" slot would need the task to know which object is meant). An object's kind is the part of
+# its name after the colour ("red_cube" -> cube); k is its yaw symmetry order: it looks the same
+# after a turn of 2 pi / k (a cube every quarter turn, a marker every half), 0 when round.
+OBJECT_KINDS = (("cube", 4), ("bowl", 0), ("cup", 0), ("button", 0), ("marker", 2), ("mug", 1))
+SLOT_DIM = 4  # x, y (metres), cos k yaw, sin k yaw
+OBJECT_TARGET_DIM = SLOT_DIM * len(OBJECT_KINDS)
+XY_COLUMNS = tuple((SLOT_DIM * j, SLOT_DIM * j + 1) for j in range(len(OBJECT_KINDS)))  # the position columns
 
 
-def yaw_symmetry(name: str) -> int:
-    """k such that the object ``name`` looks the same after a turn of 2 pi / k; 0 when round."""
-    return next((k for key, k in YAW_SYMMETRY if key in name), 0)
+def object_kind(name: str) -> int | None:
+    """The slot of the object ``name`` in the object targets (None: not an object kind, e.g. a distractor)."""
+    kind = name.rsplit("_", 1)[-1]
+    return next((j for j, (k, _) in enumerate(OBJECT_KINDS) if k == kind), None)
 
 
 def episode_object_targets(store) -> tuple[np.ndarray, np.ndarray]:
     """Per-episode ``([E, OBJECT_TARGET_DIM] targets, mask)`` from the ``sim_placement`` of each
-    episode's DROID metadata: main object xy (metres), its (cos k yaw, sin k yaw), second object
-    xy. Raises naming the episode when a metadata file has no simulator placement (real-robot
-    demos carry none)."""
+    episode's DROID metadata: for each object kind in the scene (``OBJECT_KINDS``), its start xy
+    (metres) and, when it has a yaw symmetry, (cos k yaw, sin k yaw); kinds not in the scene are
+    masked. Distractors are not targets. Raises naming the episode when a metadata file has no
+    simulator placement (real-robot demos carry none) or names an object of no known kind."""
     import json
 
     from robosteer_assets.droid.layout import metadata_path
@@ -168,15 +176,19 @@ def episode_object_targets(store) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"{path or ep['path']}: field 'sim_placement.objects' (the objects' start poses) "
                              f"expected for the object-position objective, which needs simulated demos; "
                              f"found keys {sorted(meta)}")
-        # the main object first, then the task's second object; distractors are not targets
-        named = [(name, pose) for name, pose in placement["objects"].items() if name not in distractors][:2]
-        for j, (name, pose) in enumerate(named):
-            targets[i, 4 * j: 4 * j + 2] = pose[:2]
-            mask[i, 4 * j: 4 * j + 2] = 1.0
-            k = yaw_symmetry(name)
-            if j == 0 and k:
-                targets[i, 2:4] = np.cos(k * pose[2]), np.sin(k * pose[2])
-                mask[i, 2:4] = 1.0
+        for name, pose in placement["objects"].items():
+            if name in distractors:
+                continue
+            j = object_kind(name)
+            if j is None:
+                raise ValueError(f"{path}: field 'sim_placement.objects.{name}': expected an object of one of the "
+                                 f"kinds {[k for k, _ in OBJECT_KINDS]} or a distractor")
+            c, k = SLOT_DIM * j, OBJECT_KINDS[j][1]
+            targets[i, c: c + 2] = pose[:2]
+            mask[i, c: c + 2] = 1.0
+            if k:
+                targets[i, c + 2: c + 4] = np.cos(k * pose[2]), np.sin(k * pose[2])
+                mask[i, c + 2: c + 4] = 1.0
     return targets, mask
 
 

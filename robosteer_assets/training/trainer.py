@@ -11,8 +11,8 @@ vision encoder gets no backward pass at all. Frozen leaves are cast to the confi
 Loss: the base model's flow-matching loss (``vla.model.compute_loss``, mean over batch and
 horizon). Pretraining in simulation may add an auxiliary object-position objective
 (``object_aux_weight``): a linear probe from the SigLIP tokens of the exterior and wrist
-images to the start xy of the task's objects and the main object's yaw
-(``training.data.episode_object_targets``). Flow matching alone rewards reading the object's
+images to the start xy and yaw of each kind of object in the scene, one output slot per kind
+(``training.data.episode_object_targets``), so the same readout finds a cube in every task. Flow matching alone rewards reading the object's
 position from the pixels only on the few frames where the joint state does not already
 imply the motion, so a small policy learns to lean on the state; the probe makes the image
 tokens carry the position. The probe is training-only: it is not part of the exported
@@ -455,7 +455,6 @@ def train(cfg: TrainConfig, base, stores, heads=None, state_dir: str | os.PathLi
             "norm_stats": norm_stats, "resumed_from": resumed_from, "step_times": step_times}
 
 
-XY, XY2 = [0, 1], [4, 5]  # the position columns of the object targets
 
 
 @dataclass(frozen=True)
@@ -470,14 +469,18 @@ class ObjectTargetScale:
     @classmethod
     def of(cls, data) -> "ObjectTargetScale":
         per_store = data.episode_targets()
-        xy = np.concatenate([t[:, cols][m[:, cols[0]] > 0] for t, m in per_store for cols in (XY, XY2)])
+        from robosteer_assets.training.data import XY_COLUMNS
+
+        xy = np.concatenate([t[:, cols][m[:, cols[0]] > 0] for t, m in per_store for cols in map(list, XY_COLUMNS)])
         center, std = xy.mean(0), np.maximum(xy.std(0), 1e-3)
         return cls((float(center[0]), float(center[1])), (float(std[0]), float(std[1])))
 
     def batch(self, data, step: int) -> tuple[np.ndarray, np.ndarray]:
         t, m = data.object_targets_at(step)
+        from robosteer_assets.training.data import XY_COLUMNS
+
         t = t.copy()
-        for cols in (XY, XY2):
+        for cols in map(list, XY_COLUMNS):
             t[:, cols] = (t[:, cols] - np.asarray(self.center, np.float32)) / np.asarray(self.scale, np.float32)
         return (t * m).astype(np.float32), m
 

@@ -46,11 +46,27 @@ def test_targets_come_from_the_episode_metadata(tmp_path):
     by_uuid = {}
     for ep, t, m in zip(store.episodes, targets, mask):
         by_uuid[ep["uuid"]] = (t, m)
-    got = sorted((tuple(np.round(t, 3)), tuple(m)) for t, m in by_uuid.values())
-    c, s = round(float(np.cos(4 * 0.3)), 3), round(float(np.sin(4 * 0.3)), 3)  # a cube: a quarter-turn symmetry
-    assert ((0.6, 0.1, c, s, 0.45, 0.2), (1, 1, 1, 1, 1, 1)) in got
-    assert ((0.5, -0.1, c, s, 0.0, 0.0), (1, 1, 1, 1, 0, 0)) in got
-    assert all(0.9 not in t for t, _ in got)
+    from robosteer_assets.training.data import SLOT_DIM, object_kind
+
+    cube, bowl = SLOT_DIM * object_kind("red_cube"), SLOT_DIM * object_kind("green_bowl")
+    c, s = float(np.cos(4 * 0.3)), float(np.sin(4 * 0.3))  # a cube: a quarter-turn symmetry
+    rows = {round(float(t[cube]), 3): (t, m) for t, m in by_uuid.values()}
+    t, m = rows[0.6]
+    assert np.allclose(t[cube: cube + 4], (0.6, 0.1, c, s), atol=1e-5) and np.allclose(t[bowl: bowl + 2], (0.45, 0.2))
+    assert m[cube: cube + 4].all() and m[bowl: bowl + 2].all() and not m[bowl + 2: bowl + 4].any()  # a round bowl
+    assert m.sum() == 6  # no other kind in the scene
+    t, m = rows[0.5]
+    assert np.allclose(t[cube: cube + 2], (0.5, -0.1)) and m.sum() == 4 and not m[bowl: bowl + 2].any()
+    assert all(not np.isclose(t, 0.9).any() for t, _ in by_uuid.values())  # the distractor
+
+
+def test_an_object_of_no_known_kind_is_refused_by_name(tmp_path):
+    from robosteer_assets.training.data import episode_object_targets
+
+    bad = {**_placement(0.5, 0.0), "objects": {"red_cube": [0.5, 0.0, 0.0], "teapot": [0.4, 0.1, 0.0]}}
+    store = _store_with_placements(tmp_path, [bad] * 4)
+    with pytest.raises(ValueError, match=r"sim_placement.objects.teapot': expected an object of one of the kinds"):
+        episode_object_targets(store)
 
 
 def test_demos_without_a_placement_are_refused_by_name(tmp_path):
