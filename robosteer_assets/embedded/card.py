@@ -47,7 +47,9 @@ def write_card(ckpt_dir: str | os.PathLike, card: dict) -> Path:
         "Training": t and [
             f"{card.get('steps', t.get('steps'))} steps, batch {t.get('batch_size')}, AdamW, warmup-cosine peak lr "
             f"{t.get('schedule', {}).get('peak_lr')}, augmentation {t.get('augment')}, object-position objective "
-            f"weight {t.get('object_aux_weight', 0.0)} (a training-only probe, not in the checkpoint)",
+            f"weight {t.get('object_aux_weight', 0.0)} (a training-only probe, not in the checkpoint)"
+            + (f", the first {t['start_frames']} steps of each episode {t.get('start_repeats')}x per epoch"
+               if t.get("start_frames") else ""),
             f"wall time {card.get('wall_s', float('nan')) / 60:.1f} min on {card.get('machine', 'this machine')}",
             f"final loss {card.get('final_loss', float('nan')):.4f}"],
     }
