@@ -37,7 +37,8 @@ def register(sub) -> None:
                    help="tasks whose paper setting never appears in the corpus (comma separated)")
     p.add_argument("--eval-tasks", default=",".join(PAPER_TARGETS),
                    help="tasks to measure zero-shot success on (comma separated; empty: none)")
-    p.add_argument("--workers", type=int, default=2, help="processes recording the corpus and running the zero-shot evaluation")
+    p.add_argument("--workers", type=int, default=2,
+                   help="processes recording the corpus and running the zero-shot evaluation")
     p.add_argument("--eval-noise-scale", type=float, default=EMBEDDED_EVAL_NOISE_SCALE,
                    help="flow noise scale of the zero-shot evaluation (openpi: 1)")
     p.add_argument("--seed", type=int, default=d.seed)

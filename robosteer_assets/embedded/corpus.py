@@ -124,7 +124,7 @@ def _split(n: int, k: int) -> list[int]:
     return [n // k + (1 if i < n % k else 0) for i in range(k)]
 
 
-def _record_setting(demos_root: Path, cfg: CorpusConfig, task: str, setting: CorpusSetting, n_setting: int,
+def _record_setting(demos_root: Path, cfg: CorpusConfig, setting: CorpusSetting, n_setting: int,
                     seed_base: int) -> list[Path]:
     """Record one setting's episodes into ``<demos_root>/<setting folder>/``, cycling the variations."""
     from dataclasses import replace
@@ -133,13 +133,13 @@ def _record_setting(demos_root: Path, cfg: CorpusConfig, task: str, setting: Cor
 
     rec_cfg = RecordConfig(image_size=cfg.image_size, write_failures=False, action_noise=cfg.action_noise,
                            home_noise=cfg.home_noise, max_attempts_factor=4.0)
-    if task in cfg.noise_free_tasks:
+    if setting.task in cfg.noise_free_tasks:
         rec_cfg = replace(rec_cfg, action_noise=0.0)
     dirs: list[Path] = []
     for vi, (variation, n) in enumerate(zip(cfg.variations, _split(n_setting, len(cfg.variations)))):
         if n:
-            dirs += record_demos(task, n, demos_root, seed=seed_base + 100 * vi, variation=variation, cfg=rec_cfg,
-                                 colors=dict(setting.colors), folder=setting.folder)
+            dirs += record_demos(setting.task, n, demos_root, seed=seed_base + 100 * vi, variation=variation,
+                                 cfg=rec_cfg, colors=dict(setting.colors), folder=setting.folder)
     log.info("corpus: %s (%s): %d episodes", setting.folder, setting.instruction, len(dirs))
     return dirs
 
@@ -178,16 +178,16 @@ def record_corpus(demos_root: str | os.PathLike, cfg: CorpusConfig = CorpusConfi
                 continue
             if (demos_root / folder).exists():  # a recording that was cut off: record the setting again
                 shutil.rmtree(demos_root / folder)
-            jobs.append((demos_root, cfg, task, setting, n_setting, cfg.seed_offset + 100_000 * ti + 1000 * si))
+            jobs.append((setting, n_setting, cfg.seed_offset + 100_000 * ti + 1000 * si))
     if jobs:
         log.info("corpus: recording %d settings (%d episodes) with %d workers", len(jobs),
-                 sum(j[4] for j in jobs), workers)
+                 sum(n for _, n, _ in jobs), workers)
     if workers == 1 or len(jobs) <= 1:
         for job in jobs:
-            out[job[3].folder] = _record_setting(*job)
+            out[job[0].folder] = _record_setting(demos_root, cfg, *job)
     else:
         with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
-            futures = {job[3].folder: pool.submit(_record_setting, *job) for job in jobs}
+            futures = {job[0].folder: pool.submit(_record_setting, demos_root, cfg, *job) for job in jobs}
             for i, (folder, fut) in enumerate(futures.items()):
                 out[folder] = fut.result()
                 log.info("corpus: %s: %d episodes (%d/%d settings)", folder, len(out[folder]), i + 1, len(jobs))

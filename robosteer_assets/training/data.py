@@ -145,7 +145,7 @@ class DataConfig:
 OBJECT_KINDS = (("cube", 4), ("bowl", 0), ("cup", 0), ("button", 0), ("marker", 2), ("mug", 1))
 SLOT_DIM = 4  # x, y (metres), cos k yaw, sin k yaw
 OBJECT_TARGET_DIM = SLOT_DIM * len(OBJECT_KINDS)
-XY_COLUMNS = tuple((SLOT_DIM * j, SLOT_DIM * j + 1) for j in range(len(OBJECT_KINDS)))  # the position columns
+XY_COLUMNS = tuple([SLOT_DIM * j, SLOT_DIM * j + 1] for j in range(len(OBJECT_KINDS)))  # the position columns
 
 
 def object_kind(name: str) -> int | None:

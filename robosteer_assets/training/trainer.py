@@ -12,12 +12,12 @@ Loss: the base model's flow-matching loss (``vla.model.compute_loss``, mean over
 horizon). Pretraining in simulation may add an auxiliary object-position objective
 (``object_aux_weight``): a linear probe from the SigLIP tokens of the exterior and wrist
 images to the start xy and yaw of each kind of object in the scene, one output slot per kind
-(``training.data.episode_object_targets``), so the same readout finds a cube in every task. Flow matching alone rewards reading the object's
-position from the pixels only on the few frames where the joint state does not already
-imply the motion, so a small policy learns to lean on the state; the probe makes the image
-tokens carry the position. The probe is training-only: it is not part of the exported
-checkpoint, which keeps openpi's tree. Optimizer: ``training.optimizer`` (mask -> clip ->
-AdamW -> mask). Per step rng:
+(``training.data.episode_object_targets``), so the same readout finds a cube in every task.
+Flow matching alone rewards reading the object's position from the pixels only on the few
+frames where the joint state does not already imply the motion, so a small policy learns to
+lean on the state; the probe makes the image tokens carry the position. The probe is
+training-only: it is not part of the exported checkpoint, which keeps openpi's tree.
+Optimizer: ``training.optimizer`` (mask -> clip -> AdamW -> mask). Per step rng:
 ``fold_in(key(seed), step)``; data: ``training.data.ChunkDataset.batch_at(step)`` — both pure
 functions of the step, so a resumed run equals an uninterrupted one.
 
@@ -49,7 +49,7 @@ import numpy as np
 from robosteer_assets.common.cancel import raise_if_cancelled
 from robosteer_assets.common.progress import get_logger
 from robosteer_assets.training import trainable as T
-from robosteer_assets.training.data import NORM_STATS_SOURCES
+from robosteer_assets.training.data import NORM_STATS_SOURCES, OBJECT_TARGET_DIM, XY_COLUMNS
 from robosteer_assets.training.export import merge_lora  # noqa: F401  (documented name)
 from robosteer_assets.training.optimizer import OptimizerConfig, ScheduleConfig
 
@@ -209,7 +209,6 @@ class Trainer:
         train_np = M.unflatten({p: np.asarray(flat[p], np.float32) for p in self.train_paths})
         self.object_aux = cfg.object_aux_weight > 0
         if self.object_aux:
-            from robosteer_assets.training.data import OBJECT_TARGET_DIM
 
             n_feat = 2 * base.cfg.vision.num_patches * base.cfg.llm.width
             train_np[OBJECT_PROBE] = {"kernel": np.zeros((n_feat, OBJECT_TARGET_DIM), np.float32),
@@ -291,7 +290,6 @@ class Trainer:
     def _no_objects(self, actions):
         import jax.numpy as jnp
 
-        from robosteer_assets.training.data import OBJECT_TARGET_DIM
 
         z = jnp.zeros((actions.shape[0], OBJECT_TARGET_DIM), jnp.float32)
         return z, z
@@ -456,7 +454,6 @@ def train(cfg: TrainConfig, base, stores, heads=None, state_dir: str | os.PathLi
 
 
 
-
 @dataclass(frozen=True)
 class ObjectTargetScale:
     """Centre and standard deviation (metres, per axis) of the object positions, from every episode
@@ -468,19 +465,14 @@ class ObjectTargetScale:
 
     @classmethod
     def of(cls, data) -> "ObjectTargetScale":
-        per_store = data.episode_targets()
-        from robosteer_assets.training.data import XY_COLUMNS
-
-        xy = np.concatenate([t[:, cols][m[:, cols[0]] > 0] for t, m in per_store for cols in map(list, XY_COLUMNS)])
+        xy = np.concatenate([t[:, cols][m[:, cols[0]] > 0] for t, m in data.episode_targets() for cols in XY_COLUMNS])
         center, std = xy.mean(0), np.maximum(xy.std(0), 1e-3)
         return cls((float(center[0]), float(center[1])), (float(std[0]), float(std[1])))
 
     def batch(self, data, step: int) -> tuple[np.ndarray, np.ndarray]:
         t, m = data.object_targets_at(step)
-        from robosteer_assets.training.data import XY_COLUMNS
-
         t = t.copy()
-        for cols in map(list, XY_COLUMNS):
+        for cols in XY_COLUMNS:
             t[:, cols] = (t[:, cols] - np.asarray(self.center, np.float32)) / np.asarray(self.scale, np.float32)
         return (t * m).astype(np.float32), m
 
