@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +32,7 @@ import numpy as np
 
 from robosteer_assets.common.progress import Progress, get_logger
 from robosteer_assets.sim.env import EXTERIOR_KEY, GRIPPER_KEY, JOINT_KEY, WRIST_KEY, TabletopEnv
+from robosteer_assets.sim.grid import check_cell
 
 if TYPE_CHECKING:
     from robosteer_assets.droid.episode import EpisodeRecording
@@ -106,12 +107,13 @@ def episode_uuid(task: str, variation: str, seed: int, attempt: int, start_ms: i
 
 
 def record_episode(env: TabletopEnv, seed: int, uuid: str, start_ms: int, cfg: RecordConfig = RecordConfig(),
-                   variation: str = "none"):
-    """Roll out the expert from ``env.reset(seed=seed)``; return (EpisodeRecording, summary)."""
+                   variation: str = "none", cell: tuple[int, int] | None = None):
+    """Roll out the expert from ``env.reset(cell=cell, seed=seed)`` (a seeded placement anywhere on the
+    grid when ``cell`` is None); return (EpisodeRecording, summary)."""
     from robosteer_assets.droid.episode import EpisodeRecording
     from robosteer_assets.sim.env import run_episode
 
-    obs0 = env.reset(cell=None, seed=seed, home_noise=cfg.home_noise)
+    obs0 = env.reset(cell=cell, seed=seed, home_noise=cfg.home_noise)
     rows: dict[str, list] = {k: [] for k in ("q", "g", "qd", "cmd", "grip", "ext", "wrist", "cart")}
 
     def on_step(obs, action):
@@ -166,9 +168,13 @@ def record_episode(env: TabletopEnv, seed: int, uuid: str, start_ms: int, cfg: R
 def record_demos(task: str, n: int, out_dir: str | os.PathLike, seed: int = 0, variation: str = "none",
                  cfg: RecordConfig = RecordConfig(), env: TabletopEnv | None = None,
                  sink: Callable[[EpisodeRecording], Path] | None = None, colors: dict[str, str] | None = None,
-                 folder: str | None = None) -> list[Path]:
+                 folder: str | None = None, cells: Sequence[tuple[int, int]] | None = None) -> list[Path]:
     """Write ``n`` successful expert demos of ``task`` under ``<out_dir>/<folder>/success/`` (``folder``:
     the task name by default; ``colors``: object -> colour name, the corpus' colour family).
+
+    Placements are seeded uniformly over the grid, or with ``cells`` (grid (row, col) pairs) the main
+    object sits at those cells' centres in turn, demo ``i`` at ``cells[i % len(cells)]``, with the
+    yaw, the other objects and the start pose drawn from the attempt's seed.
 
     Failed attempts go to ``<out_dir>/<task>/failure/`` (when ``cfg.write_failures``).
     Raises ``RuntimeError`` when fewer than ``n`` succeed within the attempt budget
@@ -188,6 +194,9 @@ def record_demos(task: str, n: int, out_dir: str | os.PathLike, seed: int = 0, v
     if env.task.name != task or env.variation.name != variation:
         raise ValueError(f"env: expected a TabletopEnv for {task}/{variation}, "
                          f"found {env.task.name}/{env.variation.name}")
+    cells = None if cells is None else [check_cell(*c, grid=env.grid) for c in cells]
+    if cells is not None and not cells:
+        raise ValueError("cells: expected at least one grid cell (row, col), found none")
     max_attempts = int(np.ceil(cfg.max_attempts_factor * n))
     out: list[Path] = []
     progress = Progress(log, f"sim demos {task} ({variation})", n)
@@ -197,7 +206,8 @@ def record_demos(task: str, n: int, out_dir: str | os.PathLike, seed: int = 0, v
             break
         start_ms = BASE_TIME_MS + attempt * 60_000
         uuid = episode_uuid(folder, variation, seed, attempt, start_ms)
-        rec, summary = record_episode(env, episode_seed(seed, attempt), uuid, start_ms, cfg, variation)
+        cell = None if cells is None else cells[len(out) % len(cells)]
+        rec, summary = record_episode(env, episode_seed(seed, attempt), uuid, start_ms, cfg, variation, cell)
         if rec.success:
             out.append(sink(rec) if sink else write_episode(episode_dir_for(out_dir, folder, uuid, success=True), rec))
             progress.update(1, steps=rec.num_steps)

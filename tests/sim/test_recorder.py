@@ -102,6 +102,21 @@ def test_failed_attempts_go_to_the_failure_folder(tmp_path):
     assert meta["success"] is False
 
 
+def test_demos_at_given_cells_take_them_in_turn(tmp_path):
+    from robosteer_assets.sim.grid import cell_center
+
+    env = get_env("press_button", render_images=True, image_size=64)
+    cells = [(0, 1), (4, 6)]
+    paths = record_demos("press_button", 3, tmp_path, seed=2, cfg=CFG, env=env, cells=cells)
+    placements = [json.loads(metadata_path(p).read_text())["sim_placement"] for p in paths]
+    assert [tuple(p["cell"]) for p in placements] == [(0, 1), (4, 6), (0, 1)]
+    for p in placements:
+        assert (p["x"], p["y"]) == pytest.approx(cell_center(*p["cell"]))
+    assert placements[0]["yaw"] != placements[2]["yaw"]  # the attempt's seed, not the cell's trial yaw
+    with pytest.raises(ValueError, match="grid cell: expected row in"):
+        record_demos("press_button", 1, tmp_path, cfg=CFG, env=env, cells=[(9, 0)])
+
+
 def test_bad_arguments_are_named(tmp_path):
     with pytest.raises(ValueError, match="n: expected a positive number"):
         record_demos("pick_cube", 0, tmp_path)
