@@ -209,7 +209,6 @@ class Trainer:
         train_np = M.unflatten({p: np.asarray(flat[p], np.float32) for p in self.train_paths})
         self.object_aux = cfg.object_aux_weight > 0
         if self.object_aux:
-
             n_feat = 2 * base.cfg.vision.num_patches * base.cfg.llm.width
             train_np[OBJECT_PROBE] = {"kernel": np.zeros((n_feat, OBJECT_TARGET_DIM), np.float32),
                                       "bias": np.zeros(OBJECT_TARGET_DIM, np.float32)}
@@ -289,7 +288,6 @@ class Trainer:
 
     def _no_objects(self, actions):
         import jax.numpy as jnp
-
 
         z = jnp.zeros((actions.shape[0], OBJECT_TARGET_DIM), jnp.float32)
         return z, z
