@@ -2,10 +2,10 @@
 policy, on 20 ``press_button`` demos recorded at four grid cells, must succeed clearly more often in
 closed loop on those cells than the base's zero-shot.
 
-Everything runs the real path with the main job's settings: scripted demos in DROID's layout, ingest
-at the model's resolution, head activations, k-NN head selection, the steering finetune with
-``robosteer run``'s schedule (``pipeline_cli.EMBEDDED_RUN_CONFIG``), and the sim evaluator's trials at
-flow noise scale ``EMBEDDED_EVAL_NOISE_SCALE``. The demos put the button at the cells' centres with
+Everything runs the real path with the main job's settings (``pipeline_cli.EMBEDDED_RUN_CONFIG``):
+scripted demos in DROID's layout, ingest at the model's resolution, head activations at every
+timestep, k-NN head selection, the steering finetune with ``robosteer run``'s schedule, and the sim
+evaluator's trials with the main job's workers and flow noise scale. The demos put the button at the cells' centres with
 their own yaws and start poses; the trials use each cell's trial yaw for two eval seeds. The start
 pose does not tell the cells apart, so the finetuned policy must read the button's place from the
 images: a change to the observation path, the data, the model, the optimiser or the chunk execution
@@ -30,13 +30,13 @@ MARGIN = 4  # successes over the base's, out of len(CELLS) * len(SEEDS)
 
 
 def _successes(task, ckpt, cells, seeds) -> int:
-    from robosteer_assets.embedded.base_policy import EMBEDDED_EVAL_NOISE_SCALE
     from robosteer_assets.evaluation.evaluator import PolicySpec, SimEvalConfig, evaluate
+    from robosteer_assets.pipeline_cli import EMBEDDED_RUN_CONFIG
 
     ok = 0
-    for seed in seeds:
+    for seed in seeds:  # the main job's eval settings (workers, flow noise scale) on these cells and seed
         rows = evaluate(task, PolicySpec(kind="checkpoint", checkpoint=str(ckpt)), "guard",
-                        SimEvalConfig(cells=tuple(cells), seed=seed, workers=2, noise_scale=EMBEDDED_EVAL_NOISE_SCALE))
+                        SimEvalConfig(cells=tuple(cells), seed=seed, **EMBEDDED_RUN_CONFIG["eval_trials__steering"]))
         ok += int(sum(r["success"] for r in rows))
     return ok
 
